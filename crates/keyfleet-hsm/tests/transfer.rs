@@ -113,14 +113,7 @@ async fn hmac_key_moves_between_tokens() {
 async fn unwrap_fails_for_another_token() {
     let (_lab, tokens) = fleet_of(&["node-1", "node-2", "intruder"]).await;
 
-    let recipient = tokens[1]
-        .transport_public_key(&label("transport"))
-        .await
-        .unwrap();
-    let wrapped = tokens[0]
-        .wrap_key(&label("seal"), &recipient)
-        .await
-        .unwrap();
+    let wrapped = wrap_seal_key_for(&tokens[0], &tokens[1]).await;
     let seal_spec = spec("seal", KeyKind::SealAes256, Exportability::WrappedOnly);
     let error = tokens[2]
         .unwrap_key(&label("transport"), &wrapped, &seal_spec)
@@ -142,14 +135,7 @@ async fn unwrap_fails_for_another_token() {
 #[tokio::test]
 async fn unwrap_rejects_tampered_wrapped_key() {
     let (_lab, tokens) = fleet_of(&["node-1", "node-2"]).await;
-    let recipient = tokens[1]
-        .transport_public_key(&label("transport"))
-        .await
-        .unwrap();
-    let wrapped = tokens[0]
-        .wrap_key(&label("seal"), &recipient)
-        .await
-        .unwrap();
+    let wrapped = wrap_seal_key_for(&tokens[0], &tokens[1]).await;
     let mut bytes = wrapped.to_bytes();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x80;
@@ -167,14 +153,7 @@ async fn unwrap_rejects_tampered_wrapped_key() {
 #[tokio::test]
 async fn unwrap_rejects_kind_mismatch_and_taken_label() {
     let (_lab, tokens) = fleet_of(&["node-1", "node-2"]).await;
-    let recipient = tokens[1]
-        .transport_public_key(&label("transport"))
-        .await
-        .unwrap();
-    let wrapped = tokens[0]
-        .wrap_key(&label("seal"), &recipient)
-        .await
-        .unwrap();
+    let wrapped = wrap_seal_key_for(&tokens[0], &tokens[1]).await;
 
     let as_hmac = spec("seal", KeyKind::HmacSha512, Exportability::WrappedOnly);
     let mismatch = tokens[1]
@@ -220,14 +199,7 @@ async fn never_exportable_key_cannot_be_wrapped() {
 #[tokio::test]
 async fn unwrap_rejects_wrong_wrapped_length() {
     let (_lab, tokens) = fleet_of(&["node-1", "node-2"]).await;
-    let recipient = tokens[1]
-        .transport_public_key(&label("transport"))
-        .await
-        .unwrap();
-    let wrapped = tokens[0]
-        .wrap_key(&label("seal"), &recipient)
-        .await
-        .unwrap();
+    let wrapped = wrap_seal_key_for(&tokens[0], &tokens[1]).await;
     let bytes = wrapped.to_bytes();
     let short = WrappedKey::from_bytes(&bytes[..bytes.len() - 8]).unwrap();
 
