@@ -245,6 +245,13 @@ impl Inner {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.pool.discard_idle();
+        tracing::info!(token = self.pool.token(), "HSM token closed");
+    }
+}
+
 impl fmt::Debug for Pkcs11Hsm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Hsm")

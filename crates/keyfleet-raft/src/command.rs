@@ -1,0 +1,159 @@
+use std::fmt;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::fleet::MAX_FLEET_ID_LEN;
+use crate::request_id::RequestId;
+use crate::response::Rejection;
+use crate::sealed_blob::MAX_SEALED_BLOB_LEN;
+use crate::sealed_blob::SealedBlob;
+use crate::user_id::UserId;
+
+/// A vault command with the client's request id: the payload of a normal Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Id that makes retries of this request return the first outcome.
+    pub request_id: RequestId,
+
+    /// The change to make.
+    pub command: Command,
+}
+
+/// A change to the vault. Its outcome is decided when the entry is applied, from the state the
+/// state machine has at that log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates or replaces the user's record, with no guesses used and status `Registered`.
+    Register {
+        /// User to register.
+        user: UserId,
+        /// OPAQUE password file, sealed by the HSM.
+        password_file: SealedBlob,
+        /// The client's encrypted backup secret, sealed by the HSM.
+        sealed_secret: SealedBlob,
+        /// Number of password guesses allowed before the record must be locked; at least 1.
+        max_guesses: u32,
+    },
+
+    /// Counts one password guess, if the record is registered and has a guess left.
+    ConsumeGuess {
+        /// User whose guess to count.
+        user: UserId,
+    },
+
+    /// Sets the guess count back to zero after a verified recovery, if the record version is
+    /// still `expected_version`.
+    ResetGuesses {
+        /// User whose count to reset.
+        user: UserId,
+        /// Version the API layer read before it verified the recovery.
+        expected_version: u64,
+    },
+
+    /// Deletes the user's record.
+    Erase {
+        /// User to delete.
+        user: UserId,
+    },
+
+    /// Erases the password file and sealed secret and keeps a `Locked` tombstone.
+    Lock {
+        /// User to lock.
+        user: UserId,
+    },
+
+    /// Sets the fleet-wide OPAQUE server setup and fleet metadata, once.
+    InitFleet {
+        /// Id of the fleet, at most [`MAX_FLEET_ID_LEN`] bytes.
+        fleet_id: String,
+        /// Creation time in seconds since the Unix epoch, stamped by the API layer.
+        created_at_unix_secs: u64,
+        /// OPAQUE server setup, sealed by the HSM.
+        sealed_server_setup: SealedBlob,
+    },
+}
+
+impl Command {
+    /// Checks the bounds that the state machine enforces on every command.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        match self {
+            Command::Register {
+                password_file,
+                sealed_secret,
+                max_guesses,
+                ..
+            } => {
+                check_blob("password_file", password_file)?;
+                check_blob("sealed_secret", sealed_secret)?;
+
+                if *max_guesses == 0 {
+                    return Err(Rejection::ZeroMaxGuesses);
+                }
+
+                Ok(())
+            }
+
+            Command::InitFleet {
+                fleet_id,
+                sealed_server_setup,
+                ..
+            } => {
+                check_fleet_id(fleet_id)?;
+                check_blob("sealed_server_setup", sealed_server_setup)
+            }
+
+            Command::ConsumeGuess { .. }
+            | Command::ResetGuesses { .. }
+            | Command::Erase { .. }
+            | Command::Lock { .. } => Ok(()),
+        }
+    }
+
+    /// Returns the command name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Register { .. } => "register",
+            Command::ConsumeGuess { .. } => "consume_guess",
+            Command::ResetGuesses { .. } => "reset_guesses",
+            Command::Erase { .. } => "erase",
+            Command::Lock { .. } => "lock",
+            Command::InitFleet { .. } => "init_fleet",
+        }
+    }
+}
+
+fn check_blob(field: &'static str, blob: &SealedBlob) -> Result<(), Rejection> {
+    if blob.len() > MAX_SEALED_BLOB_LEN {
+        return Err(Rejection::BlobTooLong {
+            field: field.to_owned(),
+            len: blob.len() as u64,
+            max: MAX_SEALED_BLOB_LEN as u64,
+        });
+    }
+
+    Ok(())
+}
+
+fn check_fleet_id(fleet_id: &str) -> Result<(), Rejection> {
+    if fleet_id.is_empty() {
+        return Err(Rejection::EmptyFleetId);
+    }
+
+    if fleet_id.len() > MAX_FLEET_ID_LEN {
+        return Err(Rejection::FleetIdTooLong {
+            len: fleet_id.len() as u64,
+            max: MAX_FLEET_ID_LEN as u64,
+        });
+    }
+
+    Ok(())
+}
+
+/// Prints the request id and command name, without user ids or sealed bytes, because openraft
+/// logs entries with `Display`.
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.command.name(), self.request_id)
+    }
+}

@@ -1,0 +1,92 @@
+//! Raft storage for keyfleet: the openraft type configuration, a redb-backed Raft log store and a
+//! redb-backed state machine that contains the vault state.
+//!
+//! # Durability
+//!
+//! Every write transaction in this crate commits with [`redb::Durability::Immediate`], so a call
+//! that changes the vote, the log, the committed log id, the vault state or the current snapshot
+//! returns only after the change is on disk. A guess counter that a crash rolled back would hand
+//! an attacker free password guesses.
+//!
+//! # Files
+//!
+//! A node keeps two redb files in its data directory (see [`open_node_storage`]):
+//!
+//! - [`LOG_FILE_NAME`] contains the vote, the committed log id, the last purged log id and the
+//!   log.
+//! - [`STATE_MACHINE_FILE_NAME`] contains the vault tables, the last applied log id, the last
+//!   membership and the current snapshot.
+//!
+//! They are two files because redb allows one write transaction per database at a time, and
+//! openraft runs log writes and state machine writes as separate tasks. With one file, every log
+//! append and vote would wait behind an apply batch or a snapshot install. No transaction has to
+//! span both files, because openraft's startup recovery accepts a state machine that is behind
+//! the log or ahead of it (its storage conformance suite checks both cases).
+//!
+//! # Vault logic
+//!
+//! The vault rules live in [`vault::apply_request`], which works on the [`vault::VaultTables`]
+//! trait and does not depend on openraft or redb. [`MemoryTables`] runs the same rules on
+//! `BTreeMap`s for tests, and the state machine runs them on redb tables inside its write
+//! transaction.
+
+mod command;
+mod dedup_entry;
+mod error;
+mod fleet;
+mod image;
+mod log_store;
+mod memory_tables;
+mod node_storage;
+mod record;
+mod redb_io;
+mod redb_tables;
+mod request_id;
+mod response;
+mod sealed_blob;
+mod snapshot_builder;
+mod state_machine;
+mod type_config;
+mod user_id;
+pub mod vault;
+
+pub use command::Command;
+pub use command::Request;
+pub use dedup_entry::DedupEntry;
+pub use error::StoreError;
+pub use fleet::FleetRecord;
+pub use fleet::MAX_FLEET_ID_LEN;
+pub use image::SNAPSHOT_FORMAT_VERSION;
+pub use image::VaultImage;
+pub use log_store::LogStore;
+pub use memory_tables::MemoryTables;
+pub use node_storage::LOG_FILE_NAME;
+pub use node_storage::STATE_MACHINE_FILE_NAME;
+pub use node_storage::open_node_storage;
+pub use record::UserRecord;
+pub use record::UserStatus;
+pub use request_id::RequestId;
+pub use response::EraseOutcome;
+pub use response::GuessOutcome;
+pub use response::InitFleetOutcome;
+pub use response::LockOutcome;
+pub use response::RegisterOutcome;
+pub use response::Rejection;
+pub use response::ResetOutcome;
+pub use response::Response;
+pub use sealed_blob::MAX_SEALED_BLOB_LEN;
+pub use sealed_blob::SealedBlob;
+pub use snapshot_builder::SnapshotBuilder;
+pub use state_machine::StateMachineStore;
+pub use type_config::Entry;
+pub use type_config::LogId;
+pub use type_config::NodeId;
+pub use type_config::Raft;
+pub use type_config::Snapshot;
+pub use type_config::SnapshotMeta;
+pub use type_config::StoredMembership;
+pub use type_config::TypeConfig;
+pub use type_config::Vote;
+pub use user_id::InvalidUserId;
+pub use user_id::MAX_USER_ID_LEN;
+pub use user_id::UserId;

@@ -1,0 +1,318 @@
+use std::fmt::Debug;
+use std::io;
+use std::ops::Bound;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::LogState;
+use openraft::OptionalSend;
+use openraft::RaftLogReader;
+use openraft::storage::IOFlushed;
+use openraft::storage::RaftLogStorage;
+use redb::Database;
+use redb::ReadableDatabase;
+use redb::ReadableTable;
+use redb::TableDefinition;
+
+use crate::error::StoreError;
+use crate::error::decode;
+use crate::error::encode;
+use crate::error::report;
+use crate::redb_io::NamedValues;
+use crate::redb_io::begin_durable_write;
+use crate::redb_io::get_value;
+use crate::redb_io::put_value;
+use crate::redb_io::run_blocking;
+use crate::type_config::Entry;
+use crate::type_config::LogId;
+use crate::type_config::TypeConfig;
+use crate::type_config::Vote;
+
+/// Log entries by log index, each encoded with postcard.
+const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("raft_log");
+
+/// The vote, the committed log id and the last purged log id.
+const LOG_META: NamedValues = TableDefinition::new("raft_log_meta");
+
+const VOTE_KEY: &str = "vote";
+const COMMITTED_KEY: &str = "committed";
+const LAST_PURGED_KEY: &str = "last_purged_log_id";
+
+/// Raft log store in a redb file: the vote, the committed log id and the log entries.
+///
+/// Every write is one redb write transaction committed with `Durability::Immediate`, so it is on
+/// disk when the call returns. Clones share the database and serve as log readers, which read
+/// through redb's MVCC read transactions.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    /// Opens the log file at `path`, creating it if it does not exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+
+        create_tables(&db)?;
+
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn read_meta<T>(
+        &self,
+        key: &'static str,
+        value_name: &'static str,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(LOG_META)?;
+            get_value(&table, key, value_name)
+        })
+        .await
+    }
+
+    async fn write_meta<T>(
+        &self,
+        key: &'static str,
+        value: T,
+        value_name: &'static str,
+    ) -> Result<(), StoreError>
+    where
+        T: serde::Serialize + Send + 'static,
+    {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = begin_durable_write(&db)?;
+            {
+                let mut table = txn.open_table(LOG_META)?;
+                put_value(&mut table, key, &value, value_name)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Creates the tables that do not exist yet, so read transactions can open them.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = begin_durable_write(db)?;
+
+    txn.open_table(LOG)?;
+    txn.open_table(LOG_META)?;
+
+    txn.commit()?;
+    Ok(())
+}
+
+fn read_entries(db: &Database, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>, StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(LOG)?;
+    let mut entries = Vec::new();
+
+    for row in table.range(range)? {
+        let (key, value) = row?;
+        let entry: Entry = decode(value.value(), "log entry")?;
+
+        if entry.log_id.index != key.value() {
+            return Err(StoreError::LogIndexMismatch {
+                key: key.value(),
+                entry_index: entry.log_id.index,
+            });
+        }
+
+        entries.push(entry);
+    }
+
+    Ok(entries)
+}
+
+fn read_log_state(db: &Database) -> Result<LogState<TypeConfig>, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(LOG_META)?;
+    let log = txn.open_table(LOG)?;
+
+    let last_purged_log_id: Option<LogId> =
+        get_value(&meta, LAST_PURGED_KEY, "last purged log id")?;
+
+    let last_entry_log_id = match log.last()? {
+        Some((_, value)) => Some(decode::<Entry>(value.value(), "log entry")?.log_id),
+        None => None,
+    };
+
+    Ok(LogState {
+        last_log_id: last_entry_log_id.or(last_purged_log_id),
+        last_purged_log_id,
+    })
+}
+
+fn append_entries(db: &Database, rows: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+    let txn = begin_durable_write(db)?;
+    {
+        let mut log = txn.open_table(LOG)?;
+        for (index, bytes) in &rows {
+            log.insert(index, bytes.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Deletes the entries after `last_kept`, or every entry if it is `None`.
+fn truncate_entries(db: &Database, last_kept: Option<u64>) -> Result<(), StoreError> {
+    let first_deleted = match last_kept {
+        Some(index) => Bound::Excluded(index),
+        None => Bound::Unbounded,
+    };
+
+    let txn = begin_durable_write(db)?;
+    {
+        let mut log = txn.open_table(LOG)?;
+        log.retain_in((first_deleted, Bound::Unbounded), |_, _| false)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Records `last_purged` and deletes the entries up to it, in one transaction.
+fn purge_entries(db: &Database, last_purged: LogId) -> Result<(), StoreError> {
+    let txn = begin_durable_write(db)?;
+    {
+        let mut meta = txn.open_table(LOG_META)?;
+        put_value(
+            &mut meta,
+            LAST_PURGED_KEY,
+            &last_purged,
+            "last purged log id",
+        )?;
+
+        let mut log = txn.open_table(LOG)?;
+        log.retain_in(..=last_purged.index, |_, _| false)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB>(&mut self, range: RB) -> Result<Vec<Entry>, io::Error>
+    where
+        RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
+    {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        let db = self.db.clone();
+
+        run_blocking(move || read_entries(&db, bounds))
+            .await
+            .map_err(report("read log entries"))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_meta(VOTE_KEY, "vote")
+            .await
+            .map_err(report("read vote"))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_log_state(&db))
+            .await
+            .map_err(report("read log state"))
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.write_meta(VOTE_KEY, *vote, "vote")
+            .await
+            .map_err(report("save vote"))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.write_meta(COMMITTED_KEY, committed, "committed log id")
+            .await
+            .map_err(report("save committed log id"))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let committed: Option<Option<LogId>> = self
+            .read_meta(COMMITTED_KEY, "committed log id")
+            .await
+            .map_err(report("read committed log id"))?;
+
+        Ok(committed.flatten())
+    }
+
+    /// Writes all entries in one durable transaction, then reports the flush to `callback`.
+    ///
+    /// The entries are readable and on disk when this returns, so the callback runs before the
+    /// return.
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let rows = entries
+            .into_iter()
+            .map(|entry| Ok((entry.log_id.index, encode(&entry, "log entry")?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(report("encode log entries"))?;
+
+        let db = self.db.clone();
+        let result = run_blocking(move || append_entries(&db, rows))
+            .await
+            .map_err(report("append log entries"));
+
+        match result {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(error) => {
+                callback.io_completed(Err(io::Error::new(error.kind(), error.to_string())));
+                Err(error)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        tracing::debug!(last_kept = ?last_log_id, "truncating raft log");
+
+        let last_kept = last_log_id.map(|log_id| log_id.index);
+        let db = self.db.clone();
+
+        run_blocking(move || truncate_entries(&db, last_kept))
+            .await
+            .map_err(report("truncate log"))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        tracing::debug!(last_purged = %log_id, "purging raft log");
+
+        let db = self.db.clone();
+
+        run_blocking(move || purge_entries(&db, log_id))
+            .await
+            .map_err(report("purge log"))
+    }
+}

@@ -1,0 +1,199 @@
+//! The vault tables in the state machine's redb file.
+
+use redb::ReadTransaction;
+use redb::ReadableTable;
+use redb::ReadableTableMetadata;
+use redb::Table;
+use redb::TableDefinition;
+use redb::WriteTransaction;
+
+use crate::dedup_entry::DedupEntry;
+use crate::error::StoreError;
+use crate::error::decode;
+use crate::error::encode;
+use crate::fleet::FleetRecord;
+use crate::image::VaultImage;
+use crate::record::UserRecord;
+use crate::redb_io::NamedValues;
+use crate::redb_io::get_value;
+use crate::redb_io::put_value;
+use crate::request_id::RequestId;
+use crate::response::Response;
+use crate::user_id::UserId;
+use crate::vault::VaultTables;
+
+/// User records by user id.
+const USERS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("vault_users");
+
+/// The fleet setup, under [`FLEET_KEY`].
+const FLEET: NamedValues = TableDefinition::new("vault_fleet");
+
+/// Remembered requests by request id.
+const DEDUP: TableDefinition<'static, [u8; 16], &'static [u8]> =
+    TableDefinition::new("vault_dedup");
+
+/// Remembered request ids by the log index that applied them, for eviction of the oldest.
+const DEDUP_BY_INDEX: TableDefinition<'static, u64, [u8; 16]> =
+    TableDefinition::new("vault_dedup_by_index");
+
+const FLEET_KEY: &str = "fleet";
+
+/// The vault tables, opened inside one write transaction.
+pub(crate) struct RedbTables<'txn> {
+    users: Table<'txn, &'static str, &'static [u8]>,
+    fleet: Table<'txn, &'static str, &'static [u8]>,
+    dedup: Table<'txn, [u8; 16], &'static [u8]>,
+    dedup_by_index: Table<'txn, u64, [u8; 16]>,
+}
+
+impl<'txn> RedbTables<'txn> {
+    /// Opens the vault tables in `txn`, creating any that do not exist.
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            users: txn.open_table(USERS)?,
+            fleet: txn.open_table(FLEET)?,
+            dedup: txn.open_table(DEDUP)?,
+            dedup_by_index: txn.open_table(DEDUP_BY_INDEX)?,
+        })
+    }
+
+    /// Replaces the contents of every vault table with `image`.
+    pub(crate) fn replace_with(&mut self, image: &VaultImage) -> Result<(), StoreError> {
+        self.users.retain(|_, _| false)?;
+        self.fleet.retain(|_, _| false)?;
+        self.dedup.retain(|_, _| false)?;
+        self.dedup_by_index.retain(|_, _| false)?;
+
+        for (user, record) in &image.users {
+            self.put_user(user, record)?;
+        }
+
+        if let Some(fleet) = &image.fleet {
+            self.put_fleet(fleet)?;
+        }
+
+        for entry in &image.dedup {
+            self.insert_dedup_entry(entry)?;
+        }
+
+        Ok(())
+    }
+}
+
+impl VaultTables for RedbTables<'_> {
+    type Error = StoreError;
+
+    fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let Some(guard) = self.users.get(user.as_str())? else {
+            return Ok(None);
+        };
+
+        decode(guard.value(), "user record").map(Some)
+    }
+
+    fn put_user(&mut self, user: &UserId, record: &UserRecord) -> Result<(), StoreError> {
+        let bytes = encode(record, "user record")?;
+
+        self.users.insert(user.as_str(), bytes.as_slice())?;
+
+        Ok(())
+    }
+
+    fn remove_user(&mut self, user: &UserId) -> Result<bool, StoreError> {
+        Ok(self.users.remove(user.as_str())?.is_some())
+    }
+
+    fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
+        get_value(&self.fleet, FLEET_KEY, "fleet record")
+    }
+
+    fn put_fleet(&mut self, fleet: &FleetRecord) -> Result<(), StoreError> {
+        put_value(&mut self.fleet, FLEET_KEY, fleet, "fleet record")
+    }
+
+    fn dedup_response(&self, request_id: &RequestId) -> Result<Option<Response>, StoreError> {
+        let Some(guard) = self.dedup.get(request_id.as_bytes())? else {
+            return Ok(None);
+        };
+
+        let entry: DedupEntry = decode(guard.value(), "dedup entry")?;
+        Ok(Some(entry.response))
+    }
+
+    fn insert_dedup_entry(&mut self, entry: &DedupEntry) -> Result<(), StoreError> {
+        let bytes = encode(entry, "dedup entry")?;
+        let id = entry.request_id.as_bytes();
+
+        self.dedup.insert(id, bytes.as_slice())?;
+        self.dedup_by_index.insert(entry.log_index, id)?;
+
+        Ok(())
+    }
+
+    fn dedup_len(&self) -> Result<u64, StoreError> {
+        Ok(self.dedup.len()?)
+    }
+
+    fn remove_oldest_dedup_entry(&mut self) -> Result<Option<RequestId>, StoreError> {
+        let Some((_, id)) = self.dedup_by_index.pop_first()? else {
+            return Ok(None);
+        };
+
+        let id = id.value();
+        self.dedup.remove(&id)?;
+
+        Ok(Some(RequestId::from_bytes(id)))
+    }
+}
+
+/// Reads the record of `user`.
+pub(crate) fn read_user(
+    txn: &ReadTransaction,
+    user: &UserId,
+) -> Result<Option<UserRecord>, StoreError> {
+    let users = txn.open_table(USERS)?;
+
+    let Some(guard) = users.get(user.as_str())? else {
+        return Ok(None);
+    };
+
+    decode(guard.value(), "user record").map(Some)
+}
+
+/// Reads the fleet setup.
+pub(crate) fn read_fleet(txn: &ReadTransaction) -> Result<Option<FleetRecord>, StoreError> {
+    let fleet = txn.open_table(FLEET)?;
+
+    get_value(&fleet, FLEET_KEY, "fleet record")
+}
+
+/// Reads every vault table in `txn` into an image.
+pub(crate) fn read_image(txn: &ReadTransaction) -> Result<VaultImage, StoreError> {
+    let mut image = VaultImage::default();
+
+    let users = txn.open_table(USERS)?;
+    for row in users.range(..)? {
+        let (user, record) = row?;
+        let user = UserId::new(user.value()).map_err(StoreError::InvalidStoredUserId)?;
+        image
+            .users
+            .push((user, decode(record.value(), "user record")?));
+    }
+
+    image.fleet = read_fleet(txn)?;
+
+    let dedup = txn.open_table(DEDUP)?;
+    let dedup_by_index = txn.open_table(DEDUP_BY_INDEX)?;
+    for row in dedup_by_index.range(..)? {
+        let (log_index, id) = row?;
+        let Some(entry) = dedup.get(id.value())? else {
+            return Err(StoreError::MissingDedupEntry {
+                log_index: log_index.value(),
+            });
+        };
+        image.dedup.push(decode(entry.value(), "dedup entry")?);
+    }
+
+    Ok(image)
+}

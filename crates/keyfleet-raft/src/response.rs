@@ -1,0 +1,174 @@
+use serde::Deserialize;
+use serde::Serialize;
+
+/// Outcome of applying one log entry, returned by `client_write` on the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The entry was a blank entry or a membership change, so no vault command ran.
+    NoOp,
+
+    /// The command broke a bound that the state machine enforces, and nothing changed.
+    Rejected(Rejection),
+
+    /// Outcome of `Register`.
+    Register(RegisterOutcome),
+
+    /// Outcome of `ConsumeGuess`.
+    ConsumeGuess(GuessOutcome),
+
+    /// Outcome of `ResetGuesses`.
+    ResetGuesses(ResetOutcome),
+
+    /// Outcome of `Erase`.
+    Erase(EraseOutcome),
+
+    /// Outcome of `Lock`.
+    Lock(LockOutcome),
+
+    /// Outcome of `InitFleet`.
+    InitFleet(InitFleetOutcome),
+}
+
+/// Bound that a command broke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// `Register` asked for a policy of zero guesses.
+    #[error("max_guesses is 0: register with a policy of at least 1 guess")]
+    ZeroMaxGuesses,
+
+    /// A sealed blob is longer than the maximum.
+    #[error("{field} is {len} bytes long, over the maximum of {max} bytes: send a shorter blob")]
+    BlobTooLong {
+        /// Name of the command field.
+        field: String,
+        /// Length of the blob in bytes.
+        len: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
+
+    /// `InitFleet` has an empty fleet id.
+    #[error("fleet id is empty: send a non-empty fleet id")]
+    EmptyFleetId,
+
+    /// `InitFleet` has a fleet id longer than the maximum.
+    #[error("fleet id is {len} bytes long, over the maximum of {max} bytes: send a shorter id")]
+    FleetIdTooLong {
+        /// Length of the fleet id in bytes.
+        len: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
+}
+
+/// Outcome of `Register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegisterOutcome {
+    /// No record existed, and a new one was created.
+    Created {
+        /// Version of the new record.
+        version: u64,
+    },
+
+    /// A registered or locked record existed and was replaced.
+    Replaced {
+        /// Version of the new record.
+        version: u64,
+    },
+}
+
+/// Outcome of `ConsumeGuess`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuessOutcome {
+    /// The guess was counted, and at least one more guess is left.
+    Counted {
+        /// Guesses counted so far, this one included.
+        guesses_used: u32,
+        /// Guesses left after this one.
+        guesses_left: u32,
+        /// Version of the record after the count.
+        version: u64,
+    },
+
+    /// The guess was counted and used the last allowed guess. If this guess fails, the API layer
+    /// must send `Lock`.
+    LastGuessCounted {
+        /// Guesses counted so far, equal to the policy maximum.
+        guesses_used: u32,
+        /// Version of the record after the count.
+        version: u64,
+    },
+
+    /// The record is locked, or has no guesses left, and the guess was not counted.
+    Locked,
+
+    /// No record exists for the user.
+    NotFound,
+}
+
+/// Outcome of `ResetGuesses`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetOutcome {
+    /// The guess count is zero again.
+    Reset {
+        /// Version of the record after the reset.
+        version: u64,
+    },
+
+    /// The record changed after the API layer read it, so the count was not reset.
+    VersionMismatch {
+        /// Version the record has now.
+        current_version: u64,
+    },
+
+    /// The record is locked.
+    Locked,
+
+    /// No record exists for the user.
+    NotFound,
+}
+
+/// Outcome of `Erase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EraseOutcome {
+    /// The record was deleted.
+    Erased,
+
+    /// No record existed for the user.
+    NotFound,
+}
+
+/// Outcome of `Lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockOutcome {
+    /// The password file and sealed secret were erased, and the record is a tombstone now.
+    Locked {
+        /// Version of the tombstone.
+        version: u64,
+    },
+
+    /// The record was already locked and did not change.
+    AlreadyLocked {
+        /// Version of the tombstone.
+        version: u64,
+    },
+
+    /// No record exists for the user.
+    NotFound,
+}
+
+/// Outcome of `InitFleet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitFleetOutcome {
+    /// The fleet setup was stored.
+    Initialized,
+
+    /// The fleet already has the same fleet id and server setup, so nothing changed.
+    AlreadyInitialized,
+
+    /// The fleet already has a different fleet id or server setup, which stays as it is.
+    Conflict {
+        /// Fleet id already stored.
+        existing_fleet_id: String,
+    },
+}

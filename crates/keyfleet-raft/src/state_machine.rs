@@ -1,0 +1,350 @@
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use futures_util::StreamExt;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::storage::ApplyResponder;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+use redb::Database;
+use redb::ReadTransaction;
+use redb::ReadableDatabase;
+use redb::TableDefinition;
+use redb::WriteTransaction;
+
+use crate::error::StoreError;
+use crate::error::report;
+use crate::fleet::FleetRecord;
+use crate::image::VaultImage;
+use crate::record::UserRecord;
+use crate::redb_io::NamedValues;
+use crate::redb_io::begin_durable_write;
+use crate::redb_io::get_value;
+use crate::redb_io::put_value;
+use crate::redb_io::run_blocking;
+use crate::redb_tables::RedbTables;
+use crate::redb_tables::read_fleet;
+use crate::redb_tables::read_image;
+use crate::redb_tables::read_user;
+use crate::response::Response;
+use crate::snapshot_builder::SnapshotBuilder;
+use crate::type_config::Entry;
+use crate::type_config::LogId;
+use crate::type_config::Snapshot;
+use crate::type_config::SnapshotMeta;
+use crate::type_config::StoredMembership;
+use crate::type_config::TypeConfig;
+use crate::user_id::UserId;
+use crate::vault::DEDUP_CAPACITY;
+use crate::vault::apply_request;
+
+/// The last applied log id and the last applied membership.
+const APPLIED: NamedValues = TableDefinition::new("raft_applied");
+
+/// The current snapshot: its metadata and its data.
+const SNAPSHOT: NamedValues = TableDefinition::new("raft_snapshot");
+
+const LAST_APPLIED_KEY: &str = "last_applied_log_id";
+const LAST_MEMBERSHIP_KEY: &str = "last_membership";
+const SNAPSHOT_META_KEY: &str = "meta";
+const SNAPSHOT_DATA_KEY: &str = "data";
+
+/// Raft state machine in a redb file: the vault tables, the applied state and the current
+/// snapshot.
+///
+/// An apply batch writes every entry's changes, the last applied log id and the last membership
+/// in one write transaction committed with `Durability::Immediate`, and sends the entries'
+/// responses after that commit. A snapshot install replaces the vault tables, the applied state
+/// and the current snapshot in one such transaction, so a crash leaves either the old state or
+/// the new one.
+#[derive(Debug, Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    dedup_capacity: u64,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine file at `path`, creating it if it does not exist, and remembers
+    /// the last [`DEDUP_CAPACITY`] request ids.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_dedup_capacity(path, DEDUP_CAPACITY)
+    }
+
+    /// Opens the state machine file and remembers the last `dedup_capacity` request ids.
+    ///
+    /// Every node of a fleet must use the same capacity, or their states can diverge.
+    pub fn open_with_dedup_capacity(path: &Path, dedup_capacity: u64) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+
+        create_tables(&db)?;
+
+        Ok(Self {
+            db: Arc::new(db),
+            dedup_capacity,
+        })
+    }
+
+    /// Returns the applied record of `user`.
+    pub async fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let db = self.db.clone();
+        let user = user.clone();
+
+        run_blocking(move || {
+            let txn = db.begin_read()?;
+            read_user(&txn, &user)
+        })
+        .await
+    }
+
+    /// Returns the applied fleet setup.
+    pub async fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = db.begin_read()?;
+            read_fleet(&txn)
+        })
+        .await
+    }
+
+    /// Reads the whole applied vault state, in one consistent read transaction.
+    pub async fn vault_image(&self) -> Result<VaultImage, StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_image(&db.begin_read()?)).await
+    }
+}
+
+/// Creates the tables that do not exist yet, so read transactions can open them.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = begin_durable_write(db)?;
+
+    txn.open_table(APPLIED)?;
+    txn.open_table(SNAPSHOT)?;
+    RedbTables::open(&txn)?;
+
+    txn.commit()?;
+    Ok(())
+}
+
+/// Reads the last applied log id and the last membership.
+pub(crate) fn read_applied_state(
+    txn: &ReadTransaction,
+) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+    let table = txn.open_table(APPLIED)?;
+
+    let last_applied: Option<Option<LogId>> =
+        get_value(&table, LAST_APPLIED_KEY, "last applied log id")?;
+    let membership = get_value(&table, LAST_MEMBERSHIP_KEY, "last membership")?;
+
+    Ok((last_applied.flatten(), membership.unwrap_or_default()))
+}
+
+fn write_applied_state(
+    txn: &WriteTransaction,
+    last_applied: &Option<LogId>,
+    membership: Option<&StoredMembership>,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(APPLIED)?;
+
+    put_value(
+        &mut table,
+        LAST_APPLIED_KEY,
+        last_applied,
+        "last applied log id",
+    )?;
+
+    if let Some(membership) = membership {
+        put_value(
+            &mut table,
+            LAST_MEMBERSHIP_KEY,
+            membership,
+            "last membership",
+        )?;
+    }
+
+    Ok(())
+}
+
+/// Applies `entries` in one durable transaction and returns one response per entry.
+fn apply_batch(
+    db: &Database,
+    entries: Vec<Entry>,
+    dedup_capacity: u64,
+) -> Result<Vec<Response>, StoreError> {
+    let txn = begin_durable_write(db)?;
+    let mut responses = Vec::with_capacity(entries.len());
+    let mut last_membership = None;
+    let mut last_applied = None;
+
+    {
+        let mut tables = RedbTables::open(&txn)?;
+
+        for entry in entries {
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::NoOp,
+                EntryPayload::Normal(request) => {
+                    apply_request(&mut tables, entry.log_id.index, &request, dedup_capacity)?
+                }
+                EntryPayload::Membership(membership) => {
+                    last_membership = Some(StoredMembership::new(Some(entry.log_id), membership));
+                    Response::NoOp
+                }
+            };
+
+            responses.push(response);
+            last_applied = Some(entry.log_id);
+        }
+    }
+
+    write_applied_state(&txn, &last_applied, last_membership.as_ref())?;
+
+    txn.commit()?;
+    Ok(responses)
+}
+
+/// Replaces the vault tables, the applied state and the current snapshot in one durable
+/// transaction.
+fn install(db: &Database, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
+    let image = VaultImage::decode(&data)?;
+    let txn = begin_durable_write(db)?;
+
+    RedbTables::open(&txn)?.replace_with(&image)?;
+    write_applied_state(&txn, &meta.last_log_id, Some(&meta.last_membership))?;
+    write_current_snapshot(&txn, &meta, &data)?;
+
+    txn.commit()?;
+    Ok(())
+}
+
+/// Stores `meta` and `data` as the current snapshot.
+pub(crate) fn write_current_snapshot(
+    txn: &WriteTransaction,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SNAPSHOT)?;
+
+    put_value(&mut table, SNAPSHOT_META_KEY, meta, "snapshot meta")?;
+    table.insert(SNAPSHOT_DATA_KEY, data)?;
+
+    Ok(())
+}
+
+/// Reads the current snapshot's metadata.
+pub(crate) fn read_current_snapshot_meta(
+    txn: &WriteTransaction,
+) -> Result<Option<SnapshotMeta>, StoreError> {
+    let table = txn.open_table(SNAPSHOT)?;
+
+    get_value(&table, SNAPSHOT_META_KEY, "snapshot meta")
+}
+
+fn read_current_snapshot(db: &Database) -> Result<Option<Snapshot>, StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SNAPSHOT)?;
+
+    let Some(meta) = get_value(&table, SNAPSHOT_META_KEY, "snapshot meta")? else {
+        return Ok(None);
+    };
+
+    let data = match redb::ReadableTable::get(&table, SNAPSHOT_DATA_KEY)? {
+        Some(guard) => guard.value().to_vec(),
+        None => Vec::new(),
+    };
+
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: data,
+    }))
+}
+
+fn send_responses(responders: Vec<Option<ApplyResponder<TypeConfig>>>, responses: Vec<Response>) {
+    for (responder, response) in responders.into_iter().zip(responses) {
+        if let Some(responder) = responder {
+            responder.send(response);
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    // NOTE: a snapshot is built, stored as one redb value and sent as one in-memory buffer, so
+    // the decoded vault and its encoding must fit in memory at once. A much larger vault needs a
+    // chunked format.
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_applied_state(&db.begin_read()?))
+            .await
+            .map_err(report("read applied state"))
+    }
+
+    /// Collects the batch, applies it in one durable transaction and then sends every response,
+    /// so a client sees an outcome only after it is on disk.
+    async fn apply<Strm>(&mut self, mut stream: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut entries = Vec::new();
+        let mut responders = Vec::new();
+
+        while let Some(item) = stream.next().await {
+            let (entry, responder) = item?;
+            entries.push(entry);
+            responders.push(responder);
+        }
+
+        if entries.is_empty() {
+            return Ok(());
+        }
+
+        let db = self.db.clone();
+        let dedup_capacity = self.dedup_capacity;
+        let responses = run_blocking(move || apply_batch(&db, entries, dedup_capacity))
+            .await
+            .map_err(report("apply log entries"))?;
+
+        send_responses(responders, responses);
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<SnapshotBuilder> {
+        Some(self.get_snapshot_builder().await)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder::new(self.db.clone())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        tracing::info!(snapshot = %meta, "installing snapshot");
+
+        let db = self.db.clone();
+        let meta = meta.clone();
+
+        run_blocking(move || install(&db, meta, snapshot))
+            .await
+            .map_err(report("install snapshot"))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_current_snapshot(&db))
+            .await
+            .map_err(report("read current snapshot"))
+    }
+}

@@ -1,0 +1,287 @@
+//! The vault rules: how each command changes the vault tables and what outcome it returns.
+//!
+//! The rules are deterministic and depend only on the tables, the request and the log index, so
+//! every node that applies the same log reaches the same state.
+
+use zeroize::Zeroize;
+
+use crate::command::Command;
+use crate::command::Request;
+use crate::dedup_entry::DedupEntry;
+use crate::fleet::FleetRecord;
+use crate::record::UserRecord;
+use crate::record::UserStatus;
+use crate::request_id::RequestId;
+use crate::response::EraseOutcome;
+use crate::response::GuessOutcome;
+use crate::response::InitFleetOutcome;
+use crate::response::LockOutcome;
+use crate::response::RegisterOutcome;
+use crate::response::ResetOutcome;
+use crate::response::Response;
+use crate::user_id::UserId;
+
+/// Number of request ids the state machine remembers, counted by log index.
+///
+/// Every node of a fleet must use the same value, because a retry that arrives after its id was
+/// evicted runs again, and nodes with different values would then reach different states.
+pub const DEDUP_CAPACITY: u64 = 100_000;
+
+/// Storage of the vault state, as the rules in [`apply_request`] need it.
+pub trait VaultTables {
+    /// Error the storage returns.
+    type Error;
+
+    /// Returns the user's record.
+    fn user(&self, user: &UserId) -> Result<Option<UserRecord>, Self::Error>;
+
+    /// Inserts or replaces the user's record.
+    fn put_user(&mut self, user: &UserId, record: &UserRecord) -> Result<(), Self::Error>;
+
+    /// Deletes the user's record and returns whether it existed.
+    fn remove_user(&mut self, user: &UserId) -> Result<bool, Self::Error>;
+
+    /// Returns the fleet setup.
+    fn fleet(&self) -> Result<Option<FleetRecord>, Self::Error>;
+
+    /// Stores the fleet setup.
+    fn put_fleet(&mut self, fleet: &FleetRecord) -> Result<(), Self::Error>;
+
+    /// Returns the remembered outcome of a request.
+    fn dedup_response(&self, request_id: &RequestId) -> Result<Option<Response>, Self::Error>;
+
+    /// Remembers a request's outcome.
+    fn insert_dedup_entry(&mut self, entry: &DedupEntry) -> Result<(), Self::Error>;
+
+    /// Returns the number of remembered requests.
+    fn dedup_len(&self) -> Result<u64, Self::Error>;
+
+    /// Forgets the request with the lowest log index and returns its id.
+    fn remove_oldest_dedup_entry(&mut self) -> Result<Option<RequestId>, Self::Error>;
+}
+
+/// Applies `request`, which sits at `log_index` in the Raft log, and returns its outcome.
+///
+/// A request whose id is remembered returns its first outcome and changes nothing. Otherwise the
+/// command runs, its outcome is remembered, and the oldest remembered ids are evicted until at
+/// most `dedup_capacity` remain.
+pub fn apply_request<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    request: &Request,
+    dedup_capacity: u64,
+) -> Result<Response, T::Error> {
+    if let Some(first) = tables.dedup_response(&request.request_id)? {
+        return Ok(first);
+    }
+
+    let response = match request.command.validate() {
+        Ok(()) => run_command(tables, log_index, &request.command)?,
+        Err(rejection) => Response::Rejected(rejection),
+    };
+
+    let entry = DedupEntry {
+        request_id: request.request_id,
+        log_index,
+        response: response.clone(),
+    };
+    tables.insert_dedup_entry(&entry)?;
+
+    while tables.dedup_len()? > dedup_capacity {
+        tables.remove_oldest_dedup_entry()?;
+    }
+
+    Ok(response)
+}
+
+fn run_command<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    command: &Command,
+) -> Result<Response, T::Error> {
+    let response = match command {
+        Command::Register {
+            user,
+            password_file,
+            sealed_secret,
+            max_guesses,
+        } => {
+            let record = UserRecord {
+                password_file: password_file.clone(),
+                sealed_secret: sealed_secret.clone(),
+                max_guesses: *max_guesses,
+                guesses_used: 0,
+                status: UserStatus::Registered,
+                version: log_index,
+            };
+            Response::Register(register(tables, user, &record)?)
+        }
+
+        Command::ConsumeGuess { user } => {
+            Response::ConsumeGuess(consume_guess(tables, log_index, user)?)
+        }
+
+        Command::ResetGuesses {
+            user,
+            expected_version,
+        } => Response::ResetGuesses(reset_guesses(tables, log_index, user, *expected_version)?),
+
+        Command::Erase { user } => Response::Erase(erase(tables, user)?),
+
+        Command::Lock { user } => Response::Lock(lock(tables, log_index, user)?),
+
+        Command::InitFleet {
+            fleet_id,
+            created_at_unix_secs,
+            sealed_server_setup,
+        } => {
+            let fleet = FleetRecord {
+                fleet_id: fleet_id.clone(),
+                created_at_unix_secs: *created_at_unix_secs,
+                sealed_server_setup: sealed_server_setup.clone(),
+            };
+            Response::InitFleet(init_fleet(tables, &fleet)?)
+        }
+    };
+
+    Ok(response)
+}
+
+fn register<T: VaultTables>(
+    tables: &mut T,
+    user: &UserId,
+    record: &UserRecord,
+) -> Result<RegisterOutcome, T::Error> {
+    let existed = tables.user(user)?.is_some();
+
+    tables.put_user(user, record)?;
+
+    let version = record.version;
+    if existed {
+        Ok(RegisterOutcome::Replaced { version })
+    } else {
+        Ok(RegisterOutcome::Created { version })
+    }
+}
+
+fn consume_guess<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    user: &UserId,
+) -> Result<GuessOutcome, T::Error> {
+    let Some(mut record) = tables.user(user)? else {
+        return Ok(GuessOutcome::NotFound);
+    };
+
+    if record.status == UserStatus::Locked || record.guesses_left() == 0 {
+        return Ok(GuessOutcome::Locked);
+    }
+
+    record.guesses_used += 1;
+    record.version = log_index;
+    tables.put_user(user, &record)?;
+
+    let outcome = match record.guesses_left() {
+        0 => GuessOutcome::LastGuessCounted {
+            guesses_used: record.guesses_used,
+            version: record.version,
+        },
+        guesses_left => GuessOutcome::Counted {
+            guesses_used: record.guesses_used,
+            guesses_left,
+            version: record.version,
+        },
+    };
+    Ok(outcome)
+}
+
+fn reset_guesses<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    user: &UserId,
+    expected_version: u64,
+) -> Result<ResetOutcome, T::Error> {
+    let Some(mut record) = tables.user(user)? else {
+        return Ok(ResetOutcome::NotFound);
+    };
+
+    if record.status == UserStatus::Locked {
+        return Ok(ResetOutcome::Locked);
+    }
+
+    if record.version != expected_version {
+        return Ok(ResetOutcome::VersionMismatch {
+            current_version: record.version,
+        });
+    }
+
+    record.guesses_used = 0;
+    record.version = log_index;
+    tables.put_user(user, &record)?;
+
+    Ok(ResetOutcome::Reset {
+        version: record.version,
+    })
+}
+
+fn erase<T: VaultTables>(tables: &mut T, user: &UserId) -> Result<EraseOutcome, T::Error> {
+    if tables.remove_user(user)? {
+        Ok(EraseOutcome::Erased)
+    } else {
+        Ok(EraseOutcome::NotFound)
+    }
+}
+
+fn lock<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    user: &UserId,
+) -> Result<LockOutcome, T::Error> {
+    let Some(mut record) = tables.user(user)? else {
+        return Ok(LockOutcome::NotFound);
+    };
+
+    if record.status == UserStatus::Locked {
+        return Ok(LockOutcome::AlreadyLocked {
+            version: record.version,
+        });
+    }
+
+    // Zeroizing a blob also empties it.
+    // NOTE: this erases the blobs from the vault tables only. Copies stay in the Raft log entry
+    // of the `Register` until the log is purged, in the current snapshot until the next one is
+    // built, and in freed redb pages until redb reuses them. All of them are HSM-sealed.
+    record.password_file.zeroize();
+    record.sealed_secret.zeroize();
+    record.status = UserStatus::Locked;
+    record.version = log_index;
+    tables.put_user(user, &record)?;
+
+    Ok(LockOutcome::Locked {
+        version: record.version,
+    })
+}
+
+/// Stores the fleet setup unless one exists. A second `InitFleet` with the same fleet id and
+/// server setup succeeds without change, whatever its creation time, so the first creation time
+/// stays.
+fn init_fleet<T: VaultTables>(
+    tables: &mut T,
+    fleet: &FleetRecord,
+) -> Result<InitFleetOutcome, T::Error> {
+    let Some(existing) = tables.fleet()? else {
+        tables.put_fleet(fleet)?;
+        return Ok(InitFleetOutcome::Initialized);
+    };
+
+    let identical = existing.fleet_id == fleet.fleet_id
+        && existing.sealed_server_setup == fleet.sealed_server_setup;
+
+    if identical {
+        Ok(InitFleetOutcome::AlreadyInitialized)
+    } else {
+        Ok(InitFleetOutcome::Conflict {
+            existing_fleet_id: existing.fleet_id,
+        })
+    }
+}
