@@ -68,6 +68,9 @@ impl Pkcs11Uri {
         match name {
             "module-path" => {
                 let path = PathBuf::from(value);
+                if !path.is_absolute() {
+                    return Err(invalid("module-path must be an absolute path"));
+                }
                 set_once(&mut self.module_path, name, path)
             }
             "pin-source" => {
@@ -89,24 +92,46 @@ impl Pkcs11Uri {
 }
 
 fn strip_scheme(uri: &str) -> Result<&str, HsmError> {
-    let scheme_len = "pkcs11:".len();
-    let has_scheme = uri.len() >= scheme_len && uri[..scheme_len].eq_ignore_ascii_case("pkcs11:");
-    if !has_scheme {
-        return Err(invalid("the URI must start with \"pkcs11:\""));
+    const SCHEME: &str = "pkcs11:";
+
+    match uri.get(..SCHEME.len()) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(SCHEME) => Ok(&uri[SCHEME.len()..]),
+        _ => Err(invalid("the URI must start with \"pkcs11:\"")),
     }
-    Ok(&uri[scheme_len..])
 }
 
+/// Splits `part` into decoded `name=value` pairs.
+///
+/// Error messages name an attribute but never quote a value or an unparsed pair, because a
+/// mistyped `pin-value` would otherwise put the PIN into a log line.
 fn attributes(part: &str, separator: char) -> Result<Vec<(&str, String)>, HsmError> {
+    if part.contains('#') {
+        return Err(invalid(
+            "a fragment (\"#\") is not allowed in a pkcs11: URI",
+        ));
+    }
+
     part.split(separator)
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, raw) = pair
                 .split_once('=')
-                .ok_or_else(|| invalid(&format!("attribute {pair:?} has no \"=\"")))?;
+                .ok_or_else(|| invalid("an attribute has no \"=\" between name and value"))?;
+            if raw.contains(['=', ';', '&', '?']) {
+                return Err(invalid(&format!(
+                    "the value of {name} contains a raw \"=\", \";\", \"&\" or \"?\"; \
+                     percent-encode it, or check the separators (\";\" before \"?\", \"&\" after)"
+                )));
+            }
+
             let value = percent_decode_str(raw)
                 .decode_utf8()
-                .map_err(|_| invalid(&format!("value of {name} is not UTF-8")))?;
+                .map_err(|_| invalid(&format!("the value of {name} is not UTF-8")))?;
+            if value.is_empty() || value.contains('\0') {
+                return Err(invalid(&format!(
+                    "the value of {name} is empty or contains NUL"
+                )));
+            }
             Ok((name, value.into_owned()))
         })
         .collect()
@@ -175,6 +200,12 @@ mod tests {
             ("pkcs11:colour=red", "not supported"),
             ("pkcs11:token=a;token=b", "appears twice"),
             ("pkcs11:token", "no \"=\""),
+            ("pkcs11é", "must start with"),
+            ("pkcs11:token=", "empty"),
+            ("pkcs11:token=a%00b", "NUL"),
+            ("pkcs11:token=a#frag", "fragment"),
+            ("pkcs11:?module-path=lib.so", "absolute path"),
+            ("pkcs11:token=a&pin-value=1", "raw"),
             ("pkcs11:?pin-source=relative/pin", "absolute path"),
             ("http://example.invalid", "must start with"),
         ];
@@ -186,8 +217,16 @@ mod tests {
 
     #[test]
     fn rejection_never_echoes_pin_value() {
-        let error = Pkcs11Uri::parse("pkcs11:token=a?pin-value=s3cret").unwrap_err();
+        let uris = [
+            "pkcs11:token=a?pin-value=s3cret",
+            "pkcs11:token=a?module-path=/m.so;pin-value=s3cret",
+            "pkcs11:token=a&pin-value=s3cret?module-path=/m.so",
+            "pkcs11:token=a?pin-values3cret",
+        ];
 
-        assert!(!error.to_string().contains("s3cret"), "{error}");
+        for uri in uris {
+            let error = Pkcs11Uri::parse(uri).unwrap_err();
+            assert!(!error.to_string().contains("s3cret"), "{uri}: {error}");
+        }
     }
 }

@@ -5,7 +5,10 @@ mod common;
 use keyfleet_hsm::{Exportability, Hsm, HsmError, KeyKind, KeyLabels, Pkcs11Hsm, Provisioned};
 use keyfleet_testkit::SoftHsmLab;
 
-use common::{open_tokens, settings, spec};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass};
+
+use common::{open_tokens, raw_session, settings, spec};
 
 #[tokio::test]
 async fn provision_creates_then_reuses() {
@@ -161,4 +164,76 @@ async fn self_test_names_missing_mechanism() {
     );
     assert!(message.contains("it offers: "), "{message}");
     assert!(message.contains("CKM_AES_GCM"), "{message}");
+}
+
+/// Puts a 16-byte AES key into the token under `label` with `C_UnwrapKey`, for which SoftHSM 2.6
+/// reports `CKA_VALUE_LEN` as 0, so the policy cannot read its length from the attribute.
+fn unwrap_short_aes_key(token: &str, label: &str, extractable: bool) {
+    let session = raw_session(token);
+    let session_key = |len: u64, extra: &[Attribute]| {
+        let mut template = vec![Attribute::Token(false), Attribute::ValueLen(len.into())];
+        template.extend_from_slice(extra);
+        session
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .unwrap()
+    };
+    let kek = session_key(32, &[Attribute::Wrap(true), Attribute::Unwrap(true)]);
+    let short = session_key(
+        16,
+        &[Attribute::Extractable(true), Attribute::Sensitive(false)],
+    );
+    let wrapped = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, kek, short)
+        .unwrap();
+
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(extractable),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    session
+        .unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped, &template)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn provision_measures_unwrapped_short_keys() {
+    let (_lab, tokens) = open_tokens(&["node-1"]).await;
+    let hsm = &tokens[0];
+    unwrap_short_aes_key("node-1", "wrappable", true);
+    unwrap_short_aes_key("node-1", "sealed-in", false);
+
+    let cases = [
+        (
+            "wrappable",
+            Exportability::WrappedOnly,
+            "16 bytes long, expected at least 32",
+        ),
+        (
+            "sealed-in",
+            Exportability::Never,
+            "its length is not reported",
+        ),
+    ];
+    for (label, exportability, expected) in cases {
+        let key = spec(label, KeyKind::SealAes256, exportability);
+
+        let provisioned = hsm.provision(&key).await.unwrap_err();
+        let self_test = hsm.self_test(&[key]).await.unwrap_err();
+
+        assert!(
+            provisioned.to_string().contains(expected),
+            "{label}: {provisioned}"
+        );
+        assert!(
+            matches!(self_test, HsmError::KeyTooWeak { .. }),
+            "{label}: {self_test:?}"
+        );
+    }
 }

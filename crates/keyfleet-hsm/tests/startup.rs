@@ -5,7 +5,6 @@ mod common;
 
 use std::path::PathBuf;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use keyfleet_hsm::{Exportability, Hsm, HsmError, KeyKind, PinSource, Pkcs11Hsm, SealContext};
 use keyfleet_testkit::{SoftHsmLab, softhsm_module_path};
 
@@ -32,6 +31,20 @@ async fn open_reports_wrong_pin() {
 }
 
 #[tokio::test]
+async fn open_rejects_wrong_pin_while_logged_in() {
+    let lab = SoftHsmLab::new();
+    let token = lab.create_token("node-1", "1234");
+    let wrong = lab.write_secret_file("wrong.pin", "9999");
+    lab.activate();
+    let _first = Pkcs11Hsm::open(&settings(&lab, &token)).await.unwrap();
+
+    let second = Pkcs11Hsm::open(&settings_with_pin("node-1", PinSource::File(wrong))).await;
+
+    let error = second.unwrap_err();
+    assert!(matches!(error, HsmError::PinRejected { .. }), "{error:?}");
+}
+
+#[tokio::test]
 async fn open_reports_unknown_token_with_present_labels() {
     let lab = SoftHsmLab::new();
     let token = lab.create_token("node-1", "1234");
@@ -51,6 +64,11 @@ async fn open_reports_unknown_token_with_present_labels() {
     assert!(message.contains("tokens present: "), "{message}");
     assert!(message.contains("node-1"), "{message}");
     assert!(message.contains("node-2"), "{message}");
+    assert!(!message.contains(", ;"), "{message}");
+    assert!(
+        !message.ends_with(", ; correct hsm.token_label or initialize the token"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -158,24 +176,17 @@ async fn call_recovers_after_logout() {
     let context = SealContext::new("probe", b"r");
     let blob = hsm.seal(&label("seal"), &context, b"before").await.unwrap();
 
-    log_out_everywhere(&softhsm_module_path(), "node-1");
+    log_out_everywhere("node-1");
     let opened = hsm.unseal(&label("seal"), &context, &blob).await.unwrap();
 
     assert_eq!(opened.expose_secret(), b"before");
 }
 
-fn log_out_everywhere(module: &std::path::Path, token: &str) {
-    let context = Pkcs11::new(module).unwrap();
-    // The module is already initialized by this process; the error reports that and is harmless.
-    let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = context
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|slot| context.get_token_info(*slot).unwrap().label().trim_end() == token)
-        .unwrap();
-    let session = context.open_rw_session(slot).unwrap();
+fn log_out_everywhere(token: &str) {
+    let session = common::raw_session(token);
+
     session.logout().unwrap();
+
     assert!(matches!(
         session.get_session_info().unwrap().session_state(),
         cryptoki::session::SessionState::RwPublic

@@ -214,3 +214,22 @@ async fn unwrap_rejects_wrong_wrapped_length() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn wrap_rejects_point_off_the_curve() {
+    let (_lab, tokens) = fleet_of(&["node-1"]).await;
+    let mut point = [0xffu8; keyfleet_hsm::P256_POINT_LEN];
+    point[0] = 0x04;
+    let recipient = keyfleet_hsm::TransportPublicKey::from_sec1(&point).unwrap();
+
+    let error = tokens[0]
+        .wrap_key(&label("seal"), &recipient)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, HsmError::InvalidInput { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("not usable for ECDH on P-256"),
+        "{error}"
+    );
+}

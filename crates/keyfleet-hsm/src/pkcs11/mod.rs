@@ -95,7 +95,14 @@ impl Pkcs11Hsm {
             .get_mechanism_list(slot)
             .map_err(|error| rv::device_error("C_GetMechanismList", &token, error))?;
 
-        let pool = SessionPool::new(context, slot, token, pin, settings.pin.clone());
+        let pool = SessionPool::new(
+            context,
+            settings.module.clone(),
+            slot,
+            token,
+            pin,
+            settings.pin.clone(),
+        );
         let first = pool.open()?;
         pool.checkin(first);
 
@@ -247,7 +254,6 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.pool.discard_idle();
         tracing::info!(token = self.pool.token(), "HSM token closed");
     }
 }

@@ -69,6 +69,9 @@ pub(super) fn find_token(
         let info = context
             .get_token_info(slot)
             .map_err(|error| device_error("C_GetTokenInfo", &selector.label, error))?;
+        if !info.token_initialized() {
+            continue;
+        }
         let label = info.label().trim_end().to_owned();
         let matches = label == selector.label
             && agrees(&selector.manufacturer, info.manufacturer_id())

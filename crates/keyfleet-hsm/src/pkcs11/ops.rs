@@ -90,7 +90,7 @@ pub(super) fn unseal(
     }
 }
 
-/// Whether a failed AES-GCM decryption means the tag did not verify. The PKCS#11 specification
+/// Returns whether a failed AES-GCM decryption means the tag did not verify. The PKCS#11 spec
 /// names `CKR_ENCRYPTED_DATA_INVALID` for that, but SoftHSM 2.6 returns `CKR_GENERAL_ERROR`.
 fn is_authentication_failure(rv: Option<RvError>) -> bool {
     matches!(
@@ -214,7 +214,18 @@ pub(super) fn wrap_key(
     let kind = secret_kind(call, key, target)?;
 
     let ephemeral = EphemeralPair::generate(call)?;
-    let result = ephemeral.derive_kek(call, recipient, true).and_then(|kek| {
+    let kek = ephemeral
+        .derive_kek(call, recipient, true)
+        .map_err(|error| match error.is_transient() {
+            true => error,
+            false => HsmError::InvalidInput {
+                reason: format!(
+                    "the recipient's transport public key is not usable for ECDH on P-256 \
+                     ({error})"
+                ),
+            },
+        });
+    let result = kek.and_then(|kek| {
         let wrapped = call
             .session
             .wrap_key(&Mechanism::AesKeyWrapPad, kek, target)
@@ -290,7 +301,14 @@ pub(super) fn unwrap_key(
     }
 
     let private = call.find(transport, KeyObject::Private)?;
-    let kek = derive_kek(call, private, &wrapped.ephemeral, false)?;
+    let kek = derive_kek(call, private, &wrapped.ephemeral, false).map_err(|error| match error
+        .is_transient()
+    {
+        true => error,
+        false => HsmError::MalformedWrappedKey {
+            reason: format!("its ephemeral point is not usable for ECDH on P-256 ({error})"),
+        },
+    })?;
     let template = policy::secret_key_template(spec);
     let unwrapped =
         call.session

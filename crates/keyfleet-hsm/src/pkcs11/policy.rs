@@ -156,7 +156,10 @@ pub(super) fn check(session: &Session, token: &str, spec: &KeySpec) -> Result<()
             .ok_or_else(|| too_weak(token, spec, "its public key object is missing".into()))?;
     }
 
-    let observed = Observed::read(session, token, handle)?;
+    let mut observed = Observed::read(session, token, handle)?;
+    if spec.kind.is_secret_key() && observed.value_len.unwrap_or(0) == 0 {
+        observed.value_len = measure_secret_len(session, token, handle, &observed)?;
+    }
     match observed.shortfall(spec) {
         Some(reason) => Err(too_weak(token, spec, reason)),
         None => Ok(()),
@@ -169,6 +172,41 @@ fn too_weak(token: &str, spec: &KeySpec, reason: String) -> HsmError {
         token: token.to_owned(),
         reason,
     }
+}
+
+/// Measures a secret key whose `CKA_VALUE_LEN` reads 0, as SoftHSM 2.6 reports for every key
+/// made by `C_UnwrapKey`. An extractable key is wrapped under a throwaway session key: RFC 5649
+/// output is the key padded to 8 bytes plus 8, which bounds the length to within 7 bytes. A key
+/// that cannot be wrapped cannot be measured, and `None` makes the policy reject it.
+fn measure_secret_len(
+    session: &Session,
+    token: &str,
+    handle: ObjectHandle,
+    observed: &Observed,
+) -> Result<Option<u64>, HsmError> {
+    if observed.extractable != Some(true) {
+        return Ok(None);
+    }
+
+    let template = [
+        Attribute::Class(KeyObject::Secret.class()),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32u64.into()),
+        Attribute::Token(false),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+    ];
+    let kek = session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .map_err(|error| device_error("C_GenerateKey", token, error))?;
+    let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, kek, handle);
+    if let Err(error) = session.destroy_object(kek) {
+        tracing::warn!(%error, token, "destroying a session key failed; it ends with the session");
+    }
+
+    let wrapped = wrapped.map_err(|error| device_error("C_WrapKey", token, error))?;
+    Ok(Some(wrapped.len().saturating_sub(8) as u64))
 }
 
 /// The attributes of a key object that the policy looks at.
@@ -258,12 +296,17 @@ impl Observed {
 
     fn size_or_curve_shortfall(&self, kind: KeyKind) -> Option<String> {
         if let Some(required) = kind.secret_len() {
-            // SoftHSM 2.6 reports CKA_VALUE_LEN as 0 on keys made by C_UnwrapKey. So an absent
-            // or zero length passes here, and the unwrap path checks the wrapped length.
-            return self
-                .value_len
-                .filter(|len| *len != 0 && *len < required as u64)
-                .map(|len| format!("it is {len} bytes long, expected at least {required}"));
+            return match self.value_len {
+                None | Some(0) => Some(
+                    "its length is not reported (CKA_VALUE_LEN) and it cannot be wrapped to \
+                     measure it"
+                        .into(),
+                ),
+                Some(len) if len < required as u64 => Some(format!(
+                    "it is {len} bytes long, expected at least {required}"
+                )),
+                Some(_) => None,
+            };
         }
 
         let params = self.ec_params.as_deref().unwrap_or_default();

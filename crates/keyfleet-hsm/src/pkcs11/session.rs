@@ -1,15 +1,25 @@
 //! A pool of logged-in PKCS#11 sessions on one token.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 use super::rv::{device_error, return_value};
 use crate::{HsmError, PinSource};
+
+/// PINs that logged in to a token in this process, by module path and token label.
+///
+/// A second login to a token that is already logged in returns `CKR_USER_ALREADY_LOGGED_IN`
+/// without checking the PIN. Comparing against the PIN that did log in keeps a wrong PIN from
+/// passing unnoticed when a second handle opens the same token.
+static LOGGED_IN: OnceLock<Mutex<HashMap<(PathBuf, String), SecretString>>> = OnceLock::new();
 
 /// Open sessions waiting for work. A PKCS#11 session is `Send` but not `Sync`, so each call
 /// takes one out, uses it on a single blocking thread, and puts it back.
@@ -19,6 +29,7 @@ use crate::{HsmError, PinSource};
 /// `CKR_USER_ALREADY_LOGGED_IN`, and that is success.
 pub(super) struct SessionPool {
     context: Pkcs11,
+    module: PathBuf,
     slot: Slot,
     token: String,
     pin: SecretString,
@@ -29,6 +40,7 @@ pub(super) struct SessionPool {
 impl SessionPool {
     pub(super) fn new(
         context: Pkcs11,
+        module: PathBuf,
         slot: Slot,
         token: String,
         pin: SecretString,
@@ -36,6 +48,7 @@ impl SessionPool {
     ) -> Self {
         Self {
             context,
+            module,
             slot,
             token,
             pin,
@@ -87,11 +100,12 @@ impl SessionPool {
 
     fn login(&self, session: &Session) -> Result<(), HsmError> {
         let Err(error) = session.login(UserType::User, Some(&self.pin)) else {
+            self.remember_pin();
             return Ok(());
         };
 
         match return_value(&error) {
-            Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+            Some(RvError::UserAlreadyLoggedIn) => self.check_pin_matches_login(),
             Some(RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange) => {
                 Err(HsmError::PinRejected {
                     token: self.token.clone(),
@@ -102,6 +116,44 @@ impl SessionPool {
                 token: self.token.clone(),
             }),
             _ => Err(device_error("C_Login", &self.token, error)),
+        }
+    }
+
+    fn logins(&self) -> std::sync::MutexGuard<'_, HashMap<(PathBuf, String), SecretString>> {
+        LOGGED_IN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn remember_pin(&self) {
+        let key = (self.module.clone(), self.token.clone());
+        let pin = SecretString::from(self.pin.expose_secret().to_owned());
+        self.logins().insert(key, pin);
+    }
+
+    fn check_pin_matches_login(&self) -> Result<(), HsmError> {
+        let logins = self.logins();
+        let Some(known) = logins.get(&(self.module.clone(), self.token.clone())) else {
+            tracing::warn!(
+                token = %self.token,
+                "token was already logged in by other code in this process; the configured PIN \
+                 was not checked"
+            );
+            return Ok(());
+        };
+
+        let same = known
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(self.pin.expose_secret().as_bytes());
+        if bool::from(same) {
+            Ok(())
+        } else {
+            Err(HsmError::PinRejected {
+                token: self.token.clone(),
+                pin_source: self.pin_source.to_string(),
+            })
         }
     }
 }

@@ -69,3 +69,21 @@ pub async fn token_with_seal_key() -> (SoftHsmLab, Pkcs11Hsm) {
     .unwrap();
     (lab, hsm)
 }
+
+/// Opens a logged-in session on `token` straight through cryptoki, bypassing keyfleet, so a test
+/// can put objects into the token that keyfleet itself would never make. Call it only after the
+/// token was opened through [`Pkcs11Hsm`], which initializes the module and logs in.
+pub fn raw_session(token: &str) -> cryptoki::session::Session {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+
+    let context = Pkcs11::new(softhsm_module_path()).unwrap();
+    // The module is already initialized by this process; the error reports that and is harmless.
+    let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = context
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|slot| context.get_token_info(*slot).unwrap().label().trim_end() == token)
+        .unwrap();
+    context.open_rw_session(slot).unwrap()
+}
