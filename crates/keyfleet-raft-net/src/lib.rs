@@ -1,0 +1,41 @@
+//! gRPC transport between keyfleet Raft nodes.
+//!
+//! - [`GrpcNetworkFactory`] is the openraft network factory. It creates one [`PeerClient`] per
+//!   peer, which sends `AppendEntries`, `Vote`, `PreVote` and `InstallSnapshot` RPCs to the
+//!   peer's `keyfleet.raft.v1.Raft` service at the `addr` of its `BasicNode`.
+//! - [`RaftServer`] serves that service for the local node and hands each request to its
+//!   [`keyfleet_raft::Raft`].
+//!
+//! The messages carry openraft's request and response structs encoded with postcard, so every
+//! node of a fleet must run the same keyfleet build. The service is defined in
+//! `proto/keyfleet/raft/v1/raft.proto`. It has no TLS or authentication yet, so the Raft port
+//! must only be reachable from the other nodes.
+
+mod network_factory;
+mod peer_address;
+mod peer_client;
+mod proto;
+mod raft_server;
+mod raft_service;
+mod service_error;
+mod snapshot_chunks;
+mod snapshot_receiver;
+mod status_mapping;
+mod wire;
+
+pub use network_factory::GrpcNetworkFactory;
+pub use peer_address::PeerAddressError;
+pub use peer_client::PeerClient;
+pub use raft_server::DEFAULT_SHUTDOWN_GRACE;
+pub use raft_server::RaftServer;
+pub use raft_server::ServerError;
+pub use raft_server::serve_raft;
+pub use raft_service::RaftService;
+pub use wire::WireError;
+
+/// Maximum size of one gRPC message, sent or received: 64 MiB.
+///
+/// An `AppendEntries` request carries at most openraft's `max_payload_entries` entries (300 by
+/// default), and a `Register` entry carries two sealed blobs of at most 64 KiB each, so a full
+/// batch is an estimated 38 MiB. tonic's default limit of 4 MiB would reject it.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

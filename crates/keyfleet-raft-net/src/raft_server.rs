@@ -1,0 +1,251 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use keyfleet_raft::Raft;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::MAX_MESSAGE_BYTES;
+use crate::proto::raft_server::RaftServer as GeneratedRaftServer;
+use crate::raft_service::RaftService;
+
+/// Default time that [`RaftServer::serve_with_shutdown`] waits for open RPCs after the shutdown
+/// signal.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Failure to start or run the Raft gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("failed to bind the Raft gRPC server to {addr}: {source}. Check that the port is free")]
+    Bind {
+        /// The requested listen address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The bound socket has no local address.
+    #[error("failed to read the local address of the Raft gRPC listener: {0}")]
+    LocalAddr(#[source] std::io::Error),
+
+    /// The server stopped with a transport error.
+    #[error("Raft gRPC server on {addr} failed: {source}")]
+    Serve {
+        /// The listen address.
+        addr: SocketAddr,
+        /// tonic's error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// The Raft gRPC server of one node, bound to its listen address and not yet serving.
+#[derive(Debug)]
+pub struct RaftServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    service: RaftService,
+    shutdown_grace: Duration,
+}
+
+impl RaftServer {
+    /// Binds `addr` for the Raft service of `raft`. Port 0 binds an ephemeral port, which
+    /// [`RaftServer::local_addr`] returns.
+    pub async fn bind(addr: SocketAddr, raft: Raft) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+
+        Ok(Self {
+            listener,
+            local_addr,
+            service: RaftService::new(raft),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        })
+    }
+
+    /// Returns the bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sets how long the server waits for open RPCs after the shutdown signal.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Serves Raft RPCs until `shutdown` completes, then stops accepting connections and waits
+    /// at most the shutdown grace for open RPCs.
+    ///
+    /// NOTE: after the grace this function returns, but tonic runs each connection in its own
+    /// task, so an RPC still open then runs on until it ends or its `grpc-timeout` deadline
+    /// passes.
+    pub async fn serve_with_shutdown<F>(self, shutdown: F) -> Result<(), ServerError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let addr = self.local_addr;
+        let grace = self.shutdown_grace;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+
+        let service = GeneratedRaftServer::new(self.service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let server = Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                // An error means the sender was dropped, which also means stop.
+                let _ = stop_rx.await;
+            });
+        tokio::pin!(server);
+
+        tracing::info!(%addr, "Raft gRPC server started");
+
+        tokio::select! {
+            result = &mut server => {
+                return finish(addr, result);
+            }
+            () = shutdown => {}
+        }
+
+        tracing::info!(%addr, grace_ms = grace.as_millis(), "Raft gRPC server stopping");
+        let _ = stop_tx.send(());
+
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => finish(addr, result),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    %addr,
+                    grace_ms = grace.as_millis(),
+                    "Raft gRPC server stopped before all open RPCs ended"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+fn finish(
+    addr: SocketAddr,
+    result: Result<(), tonic::transport::Error>,
+) -> Result<(), ServerError> {
+    match result {
+        Ok(()) => {
+            tracing::info!(%addr, "Raft gRPC server stopped");
+            Ok(())
+        }
+        Err(source) => {
+            tracing::error!(%addr, error = %source, "Raft gRPC server failed");
+            Err(ServerError::Serve { addr, source })
+        }
+    }
+}
+
+/// Binds `addr` and serves the Raft RPCs of `raft` until `shutdown` completes; see
+/// [`RaftServer::serve_with_shutdown`].
+pub async fn serve_raft<F>(addr: SocketAddr, raft: Raft, shutdown: F) -> Result<(), ServerError>
+where
+    F: Future<Output = ()> + Send,
+{
+    RaftServer::bind(addr, raft)
+        .await?
+        .serve_with_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use futures_util::StreamExt;
+    use futures_util::stream;
+    use keyfleet_raft::open_node_storage;
+
+    use super::*;
+    use crate::GrpcNetworkFactory;
+    use crate::proto::SnapshotChunk;
+    use crate::proto::SnapshotHeader;
+    use crate::proto::raft_client::RaftClient;
+    use crate::proto::snapshot_chunk::Kind;
+
+    async fn single_node(dir: &std::path::Path) -> Raft {
+        let (log_store, state_machine) = open_node_storage(dir).expect("open the redb stores");
+        let config = openraft::Config::default()
+            .validate()
+            .expect("default config is valid");
+
+        Raft::new(
+            1,
+            Arc::new(config),
+            GrpcNetworkFactory::new(1),
+            log_store,
+            state_machine,
+        )
+        .await
+        .expect("create the Raft node")
+    }
+
+    /// Builds a snapshot stream that sends a valid header and then never ends.
+    fn endless_snapshot_stream() -> impl futures_util::Stream<Item = SnapshotChunk> + Send {
+        let header = SnapshotChunk {
+            kind: Some(Kind::Header(SnapshotHeader {
+                vote: crate::wire::encode(&keyfleet_raft::Vote::new(1, 1), "Vote")
+                    .expect("vote encodes"),
+                meta: crate::wire::encode(&keyfleet_raft::SnapshotMeta::default(), "SnapshotMeta")
+                    .expect("meta encodes"),
+            })),
+        };
+
+        stream::iter([header]).chain(stream::pending())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_ends_despite_open_stream() {
+        let dir = tempfile::tempdir().expect("create a data directory");
+        let raft = single_node(dir.path()).await;
+
+        let server = RaftServer::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), raft.clone())
+            .await
+            .expect("bind the server")
+            .with_shutdown_grace(Duration::from_millis(200));
+        let addr = server.local_addr();
+
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_task = tokio::spawn(server.serve_with_shutdown(async {
+            let _ = stop_rx.await;
+        }));
+
+        let mut client = RaftClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect to the server");
+        let open_stream =
+            tokio::spawn(async move { client.install_snapshot(endless_snapshot_stream()).await });
+
+        // Give the stream time to reach the server before the shutdown starts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop_tx.send(());
+
+        let result = tokio::time::timeout(Duration::from_secs(30), server_task)
+            .await
+            .expect("the server stops after its grace period")
+            .expect("the server task does not panic");
+
+        assert!(result.is_ok(), "server failed: {result:?}");
+        assert!(
+            !open_stream.is_finished(),
+            "the open stream ended on its own"
+        );
+
+        open_stream.abort();
+        raft.shutdown().await.expect("shut the Raft node down");
+    }
+}

@@ -1,0 +1,48 @@
+use keyfleet_raft::TypeConfig;
+use openraft::errors::RaftError;
+use tonic::Status;
+
+use crate::wire::WireError;
+
+/// Failure while the server handles one Raft RPC.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServiceError {
+    /// The request's bytes are not a valid openraft request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[source] WireError),
+
+    /// The `InstallSnapshot` stream is out of order or incomplete.
+    #[error("invalid snapshot stream: {0}")]
+    InvalidSnapshotStream(&'static str),
+
+    /// The client's stream failed before it ended.
+    #[error("snapshot stream failed: {0}")]
+    StreamFailed(#[source] Status),
+
+    /// The response could not be encoded.
+    #[error("failed to encode the response: {0}")]
+    EncodeResponse(#[source] WireError),
+
+    /// The local Raft node has stopped or failed.
+    #[error("Raft node stopped: {0}")]
+    RaftStopped(#[source] RaftError<TypeConfig>),
+}
+
+impl ServiceError {
+    /// Converts the error into the status returned to the client.
+    ///
+    /// A stopped node returns `Unavailable`, which the client maps to openraft's `Unreachable`
+    /// so the sender backs off.
+    pub(crate) fn to_status(&self) -> Status {
+        let message = self.to_string();
+
+        match self {
+            ServiceError::InvalidRequest(_) | ServiceError::InvalidSnapshotStream(_) => {
+                Status::invalid_argument(message)
+            }
+            ServiceError::StreamFailed(status) => Status::new(status.code(), message),
+            ServiceError::EncodeResponse(_) => Status::internal(message),
+            ServiceError::RaftStopped(_) => Status::unavailable(message),
+        }
+    }
+}
