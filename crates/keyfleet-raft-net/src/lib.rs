@@ -2,7 +2,7 @@
 //!
 //! - [`GrpcNetworkFactory`] is the openraft network factory. It creates one [`PeerClient`] per
 //!   peer, which sends `AppendEntries`, `Vote`, `PreVote` and `InstallSnapshot` RPCs to the
-//!   peer's `keyfleet.raft.v1.Raft` service at the `addr` of its `BasicNode`.
+//!   peer's `keyfleet.raft.v1.Raft` service at the `raft` address of its `NodeAddresses` entry.
 //! - [`RaftServer`] serves that service for the local node and hands each request to its
 //!   [`keyfleet_raft::Raft`].
 //!

@@ -1,12 +1,12 @@
 use keyfleet_raft::NodeId;
 use keyfleet_raft::TypeConfig;
-use openraft::BasicNode;
+use keyfleet_raft::NodeAddresses;
 use openraft::RaftNetworkFactory;
 
 use crate::peer_client::PeerClient;
 
 /// openraft network factory that creates a gRPC [`PeerClient`] per peer, addressed by the
-/// `addr` of the peer's [`BasicNode`] in the membership.
+/// `raft` address of the peer's [`NodeAddresses`] in the membership.
 #[derive(Debug, Clone)]
 pub struct GrpcNetworkFactory {
     node_id: NodeId,
@@ -23,9 +23,9 @@ impl GrpcNetworkFactory {
 impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        tracing::debug!(source = self.node_id, target, addr = %node.addr, "creating Raft peer client");
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddresses) -> PeerClient {
+        tracing::debug!(source = self.node_id, target, addr = %node.raft, "creating Raft peer client");
 
-        PeerClient::new(self.node_id, target, &node.addr)
+        PeerClient::new(self.node_id, target, &node.raft)
     }
 }

@@ -1,6 +1,7 @@
 //! The openraft type configuration and short names for the openraft types built from it.
 
 use crate::command::Request;
+use crate::node_addresses::NodeAddresses;
 use crate::response::Response;
 use crate::state_machine::StateMachineStore;
 
@@ -11,7 +12,7 @@ openraft::declare_raft_types!(
         D = Request,
         R = Response,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = NodeAddresses,
 );
 
 /// Raft node id.

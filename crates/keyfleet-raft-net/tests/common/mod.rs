@@ -16,7 +16,7 @@ use keyfleet_raft::Request;
 use keyfleet_raft::RequestId;
 use keyfleet_raft::SealedBlob;
 use keyfleet_raft::UserId;
-use openraft::BasicNode;
+use keyfleet_raft::NodeAddresses;
 use openraft::Config;
 use openraft::SnapshotPolicy;
 pub use test_node::TestNode;
@@ -60,9 +60,9 @@ pub async fn start_cluster() -> BTreeMap<NodeId, TestNode> {
         nodes.insert(id, TestNode::start(id, config.clone()).await);
     }
 
-    let members: BTreeMap<NodeId, BasicNode> = nodes
+    let members: BTreeMap<NodeId, NodeAddresses> = nodes
         .iter()
-        .map(|(id, node)| (*id, BasicNode::new(node.addr().to_string())))
+        .map(|(id, node)| (*id, NodeAddresses::new(node.addr().to_string(), String::new())))
         .collect();
 
     nodes[&1]
