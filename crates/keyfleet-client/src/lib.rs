@@ -1,0 +1,21 @@
+//! Client of keyfleetd's node API (`proto/keyfleet/node/v1/node.proto`).
+//!
+//! [`FleetClient`] sends writes, reads and membership changes to the leader. A node that is not
+//! the leader returns `UNAVAILABLE` with the leader's address in the response metadata, and the
+//! client follows it. On `UNAVAILABLE` and connection errors the client retries with bounded,
+//! jittered backoff until the [`RetryPolicy`] deadline. A retried write carries the same request
+//! id, so the state machine applies it at most once and returns the first outcome.
+
+mod client_error;
+mod endpoint;
+mod fleet_client;
+mod leader_hint;
+mod node_channels;
+mod retry_policy;
+
+pub use client_error::ClientError;
+pub use endpoint::endpoint_uri;
+pub use fleet_client::FleetClient;
+pub use keyfleet_api::node::StatusResponse;
+pub use leader_hint::LeaderHint;
+pub use retry_policy::RetryPolicy;

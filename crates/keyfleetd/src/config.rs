@@ -1,0 +1,255 @@
+//! The node configuration: a TOML file, with any key overridden by an environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use keyfleet_hsm::HsmConfig;
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override configuration keys. A double underscore
+/// separates table levels: `KEYFLEETD_RAFT__WRITE_TIMEOUT_MS` sets `raft.write_timeout_ms`.
+///
+/// The prefix differs from `KEYFLEET_`, which operators use for the HSM PIN variable, so that a
+/// PIN variable is never read as configuration.
+pub const ENV_PREFIX: &str = "KEYFLEETD_";
+
+/// A node's configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's Raft id, 1 or more. Never reuse the id of a removed or wiped node.
+    pub node_id: u64,
+    /// Directory of the node's Raft log and state machine files.
+    pub data_dir: PathBuf,
+    /// Address of the internal Raft gRPC service.
+    pub raft_listen: SocketAddr,
+    /// Address of the node API gRPC service.
+    pub api_listen: SocketAddr,
+    /// Raft address that other nodes dial, when it differs from `raft_listen`.
+    pub raft_advertise: Option<String>,
+    /// Node API address that clients dial, when it differs from `api_listen`.
+    pub api_advertise: Option<String>,
+    /// Log line format on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default)]
+    pub raft: RaftSettings,
+    pub hsm: HsmConfig,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Raft timing and log compaction. Times are in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    /// Interval between the leader's heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Number of applied entries after which a new snapshot is built.
+    pub snapshot_after_logs: u64,
+    /// Number of log entries kept behind the last snapshot, so slow followers can catch up
+    /// without a snapshot transfer.
+    pub max_in_snapshot_log_to_keep: u64,
+    /// Time a write or a linearizable read waits for a quorum before it fails as unavailable.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 1_000,
+            election_timeout_max_ms: 2_000,
+            snapshot_after_logs: 5_000,
+            max_in_snapshot_log_to_keep: 1_000,
+            write_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Errors in loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} not found; pass an existing file with --config")]
+    FileNotFound { path: PathBuf },
+
+    #[error("invalid configuration in {path} or {ENV_PREFIX}* environment variables: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl NodeConfig {
+    /// Reads `path`, applies `KEYFLEETD_*` overrides from the environment, and checks the
+    /// result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::FileNotFound {
+                path: path.to_owned(),
+            });
+        }
+
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let config: Self = Figment::new()
+            .merge(Toml::file(path))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|error| invalid(error.to_string()))?;
+
+        config.check().map_err(invalid)?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("node_id must be 1 or more: 0 means \"no node\" in status output".into());
+        }
+        let raft = &self.raft;
+        if raft.heartbeat_interval_ms == 0 || raft.write_timeout_ms == 0 {
+            return Err(
+                "raft.heartbeat_interval_ms and raft.write_timeout_ms must be positive".into(),
+            );
+        }
+        if raft.election_timeout_min_ms <= raft.heartbeat_interval_ms
+            || raft.election_timeout_max_ms <= raft.election_timeout_min_ms
+        {
+            return Err(format!(
+                "raft timings must satisfy heartbeat ({}) < election_timeout_min ({}) < \
+                 election_timeout_max ({})",
+                raft.heartbeat_interval_ms,
+                raft.election_timeout_min_ms,
+                raft.election_timeout_max_ms
+            ));
+        }
+        self.hsm
+            .resolve()
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+
+    /// Returns the Raft address peers dial.
+    pub fn raft_advertise(&self) -> String {
+        self.raft_advertise
+            .clone()
+            .unwrap_or_else(|| self.raft_listen.to_string())
+    }
+
+    /// Returns the node API address clients dial.
+    pub fn api_advertise(&self) -> String {
+        self.api_advertise
+            .clone()
+            .unwrap_or_else(|| self.api_listen.to_string())
+    }
+
+    /// Builds and validates the openraft configuration.
+    pub fn openraft_config(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+        let raft = &self.raft;
+        let config = openraft::Config {
+            cluster_name: "keyfleet".to_owned(),
+            heartbeat_interval: raft.heartbeat_interval_ms,
+            election_timeout_min: raft.election_timeout_min_ms,
+            election_timeout_max: raft.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(raft.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: raft.max_in_snapshot_log_to_keep,
+            enable_pre_vote: Some(true),
+            ..openraft::Config::default()
+        };
+        config.validate().map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const VALID: &str = r#"
+        node_id = 2
+        data_dir = "/var/lib/keyfleet"
+        raft_listen = "127.0.0.1:7102"
+        api_listen = "127.0.0.1:7202"
+        [hsm]
+        module = "/usr/lib/softhsm/libsofthsm2.so"
+        token_label = "node-2"
+        pin_env = "KEYFLEET_HSM_PIN"
+    "#;
+
+    #[test]
+    fn load_valid_file() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let config = NodeConfig::load(&write(dir.path(), VALID)).unwrap();
+
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.raft_advertise(), "127.0.0.1:7102");
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.raft.write_timeout_ms, 5_000);
+        assert!(config.openraft_config().is_ok());
+    }
+
+    #[test]
+    fn load_rejects_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                VALID.replace("node_id = 2", "node_id = 0"),
+                "node_id must be 1 or more",
+            ),
+            (VALID.replace("[hsm]", "colour = 1\n[hsm]"), "unknown field"),
+            (
+                format!("{VALID}\n[raft]\nelection_timeout_min_ms = 10"),
+                "raft timings must satisfy",
+            ),
+            (
+                VALID.replace("pin_env", "pin"),
+                "not accepted in the configuration file",
+            ),
+        ];
+
+        for (text, expected) in cases {
+            let error = NodeConfig::load(&write(dir.path(), &text)).unwrap_err();
+            assert!(error.to_string().contains(expected), "{expected}: {error}");
+        }
+    }
+
+    #[test]
+    fn example_configuration_loads() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/keyfleetd.example.toml");
+
+        let config = NodeConfig::load(&path).unwrap();
+
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.raft.heartbeat_interval_ms, 250);
+        assert_eq!(config.hsm.token_label.as_deref(), Some("keyfleet-node-1"));
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let error = NodeConfig::load(Path::new("/nonexistent/keyfleetd.toml")).unwrap_err();
+
+        assert!(error.to_string().contains("not found"), "{error}");
+    }
+}

@@ -1,0 +1,168 @@
+//! A running keyfleet node: HSM, Raft storage, the Raft service and the node API.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use keyfleet_api::node::node_server::NodeServer;
+use keyfleet_hsm::{Exportability, Hsm, KeyKind, KeySpec, Pkcs11Hsm};
+use keyfleet_raft::{Raft, open_node_storage};
+use keyfleet_raft_net::{GrpcNetworkFactory, MAX_MESSAGE_BYTES, RaftServer, ServerError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::NodeConfig;
+use crate::service::NodeService;
+
+/// Maximum wait for in-flight node API calls to finish at shutdown.
+const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A started node. Dropping it without [`RunningNode::shutdown`] aborts its servers.
+#[derive(Debug)]
+pub struct RunningNode {
+    node_id: u64,
+    raft: Raft,
+    hsm: Pkcs11Hsm,
+    stop_api: oneshot::Sender<()>,
+    api_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop_raft: oneshot::Sender<()>,
+    raft_task: JoinHandle<Result<(), ServerError>>,
+    watcher: JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// Opens the HSM and the stores, starts Raft and both gRPC servers.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        let node_id = config.node_id;
+        tracing::info!(node_id, data_dir = %config.data_dir.display(), "starting keyfleet node");
+
+        let hsm = open_hsm(&config).await?;
+        let (log_store, state_machine) = open_node_storage(&config.data_dir)
+            .with_context(|| format!("opening the stores in {}", config.data_dir.display()))?;
+        let raft_config = config.openraft_config().context("invalid Raft timings")?;
+        let raft = Raft::new(
+            node_id,
+            raft_config,
+            GrpcNetworkFactory::new(node_id),
+            log_store,
+            state_machine.clone(),
+        )
+        .await
+        .context("starting Raft")?;
+
+        let raft_server = RaftServer::bind(config.raft_listen, raft.clone())
+            .await
+            .with_context(|| format!("binding the Raft service to {}", config.raft_listen))?;
+        let (stop_raft, raft_stopped) = oneshot::channel::<()>();
+        let raft_task = tokio::spawn(raft_server.serve_with_shutdown(signal(raft_stopped)));
+
+        let write_timeout = Duration::from_millis(config.raft.write_timeout_ms);
+        let service = NodeService::new(node_id, raft.clone(), state_machine, write_timeout);
+        let (stop_api, api_stopped) = oneshot::channel::<()>();
+        let api_task = serve_api(config.api_listen, service, signal(api_stopped)).await?;
+
+        let watcher = tokio::spawn(crate::watch::log_raft_changes(node_id, raft.clone()));
+        tracing::info!(
+            node_id,
+            raft_listen = %config.raft_listen,
+            api_listen = %config.api_listen,
+            "keyfleet node started"
+        );
+        Ok(Self {
+            node_id,
+            raft,
+            hsm,
+            stop_api,
+            api_task,
+            stop_raft,
+            raft_task,
+            watcher,
+        })
+    }
+
+    /// Stops accepting API calls, shuts Raft down (flushing its stores), then stops the Raft
+    /// service.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let node_id = self.node_id;
+        tracing::info!(node_id, "stopping keyfleet node");
+
+        let _ = self.stop_api.send(());
+        match tokio::time::timeout(API_SHUTDOWN_GRACE, self.api_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(node_id, %error, "node API server failed while stopping")
+            }
+            Ok(Err(error)) => tracing::warn!(node_id, %error, "node API task failed"),
+            Err(_) => tracing::warn!(
+                node_id,
+                "node API calls still running after the grace period"
+            ),
+        }
+
+        self.raft.shutdown().await.context("shutting Raft down")?;
+        self.watcher.abort();
+        let _ = self.stop_raft.send(());
+        match self.raft_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(node_id, %error, "Raft server failed while stopping"),
+            Err(error) => tracing::warn!(node_id, %error, "Raft server task failed"),
+        }
+
+        drop(self.hsm);
+        tracing::info!(node_id, "keyfleet node stopped");
+        Ok(())
+    }
+}
+
+async fn signal(stopped: oneshot::Receiver<()>) {
+    let _ = stopped.await;
+}
+
+/// Opens the token, provisions the node's own keys and runs the start-up self-test.
+///
+/// NOTE: the fleet-wide keys (sealing key and OPRF seed) are not provisioned here: they must be
+/// generated once for the fleet and reach every node wrapped, which fleet initialization and
+/// node joins will do. Until then a node checks only its own transport and signing keys.
+async fn open_hsm(config: &NodeConfig) -> anyhow::Result<Pkcs11Hsm> {
+    let settings = config.hsm.resolve()?;
+    let hsm = Pkcs11Hsm::open(&settings).await?;
+
+    let specs = [
+        KeySpec::new(
+            settings.keys.transport.clone(),
+            KeyKind::TransportP256,
+            Exportability::Never,
+        ),
+        KeySpec::new(
+            settings.keys.signing.clone(),
+            KeyKind::SigningEd25519,
+            Exportability::Never,
+        ),
+    ];
+    for spec in &specs {
+        let outcome = hsm.provision(spec).await?;
+        tracing::info!(node_id = config.node_id, label = %spec.label, ?outcome, "node key ready");
+    }
+    hsm.self_test(&specs).await?;
+    Ok(hsm)
+}
+
+async fn serve_api(
+    listen: std::net::SocketAddr,
+    service: NodeService,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<JoinHandle<Result<(), tonic::transport::Error>>> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the node API to {listen}"))?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = NodeServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    Ok(tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming_shutdown(incoming, shutdown),
+    ))
+}

@@ -1,0 +1,289 @@
+//! The `keyfleet.node.v1.Node` gRPC service.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use keyfleet_api::node::node_server::Node;
+use keyfleet_api::node::{
+    AddLearnerRequest, AddLearnerResponse, ChangeMembershipRequest, ChangeMembershipResponse,
+    InitializeRequest, InitializeResponse, Member, ReadRecordRequest, ReadRecordResponse,
+    StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+};
+use keyfleet_raft::{NodeAddresses, NodeId, Raft, Request, StateMachineStore, TypeConfig, UserId};
+use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use tonic::{Response, Status};
+
+use crate::leader_hint::{no_quorum, not_leader, raft_stopped};
+
+/// Serves the node API from one Raft node.
+#[derive(Clone)]
+pub struct NodeService {
+    node_id: NodeId,
+    raft: Raft,
+    state_machine: StateMachineStore,
+    write_timeout: Duration,
+}
+
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeService {
+    pub fn new(
+        node_id: NodeId,
+        raft: Raft,
+        state_machine: StateMachineStore,
+        write_timeout: Duration,
+    ) -> Self {
+        Self {
+            node_id,
+            raft,
+            state_machine,
+            write_timeout,
+        }
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.write_timeout.as_millis() as u64
+    }
+
+    /// Maps a failed write or membership change to a status, logging what was not routine.
+    fn write_failed(
+        &self,
+        what: &str,
+        error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> Status {
+        match error {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+                not_leader(self.node_id, &forward)
+            }
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(forward)) => {
+                tracing::warn!(node_id = self.node_id, what, leader = ?forward.leader_id, "proposal discarded by a leader change");
+                Status::unavailable(format!(
+                    "{what} was discarded by a leader change before it committed; its outcome is \
+                     unknown, so retry with the same request id"
+                ))
+            }
+            RaftError::APIError(other) => {
+                tracing::warn!(node_id = self.node_id, what, error = %other, "request rejected");
+                Status::failed_precondition(format!("{what} rejected: {other}"))
+            }
+            RaftError::Fatal(fatal) => {
+                tracing::error!(node_id = self.node_id, what, error = %fatal, "Raft has stopped");
+                raft_stopped(self.node_id)
+            }
+        }
+    }
+
+    async fn linearize(&self) -> Result<(), Status> {
+        let read = tokio::time::timeout(
+            self.write_timeout,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        .map_err(|_| no_quorum(self.node_id, "the read", self.timeout_ms()))?;
+
+        match read {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
+                Err(not_leader(self.node_id, &forward))
+            }
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(error))) => {
+                tracing::warn!(node_id = self.node_id, %error, "read rejected: no quorum");
+                Err(Status::unavailable(format!(
+                    "node {} cannot confirm a quorum for the read ({error}); retry",
+                    self.node_id
+                )))
+            }
+            Err(RaftError::Fatal(fatal)) => {
+                tracing::error!(node_id = self.node_id, error = %fatal, "Raft has stopped");
+                Err(raft_stopped(self.node_id))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn write(
+        &self,
+        request: tonic::Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
+        let request: Request =
+            postcard::from_bytes(&request.into_inner().request).map_err(|error| {
+                Status::invalid_argument(format!(
+                    "request is not a valid postcard Request: {error}"
+                ))
+            })?;
+        request.command.validate().map_err(|rejection| {
+            Status::invalid_argument(format!("invalid command: {rejection:?}"))
+        })?;
+
+        let written = tokio::time::timeout(self.write_timeout, self.raft.client_write(request))
+            .await
+            .map_err(|_| no_quorum(self.node_id, "the write", self.timeout_ms()))?
+            .map_err(|error| self.write_failed("the write", error))?;
+
+        let response = postcard::to_allocvec(&written.data)
+            .map_err(|error| Status::internal(format!("encoding the response failed: {error}")))?;
+        Ok(Response::new(WriteResponse {
+            response,
+            log_index: written.log_id.index,
+        }))
+    }
+
+    async fn read_record(
+        &self,
+        request: tonic::Request<ReadRecordRequest>,
+    ) -> Result<Response<ReadRecordResponse>, Status> {
+        let user = UserId::new(request.into_inner().user)
+            .map_err(|error| Status::invalid_argument(format!("invalid user id: {error}")))?;
+
+        self.linearize().await?;
+        let record = self.state_machine.user(&user).await.map_err(|error| {
+            tracing::error!(node_id = self.node_id, %error, "reading the state machine failed");
+            Status::internal(format!("reading the state machine failed: {error}"))
+        })?;
+
+        let record = match record {
+            Some(record) => postcard::to_allocvec(&record).map_err(|error| {
+                Status::internal(format!("encoding the record failed: {error}"))
+            })?,
+            None => Vec::new(),
+        };
+        let applied_index = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map_or(0, |id| id.index);
+        Ok(Response::new(ReadRecordResponse {
+            record,
+            applied_index,
+        }))
+    }
+
+    async fn initialize(
+        &self,
+        request: tonic::Request<InitializeRequest>,
+    ) -> Result<Response<InitializeResponse>, Status> {
+        let members = members_map(request.into_inner().members)?;
+        tracing::info!(node_id = self.node_id, members = ?members.keys().collect::<Vec<_>>(), "initializing the cluster");
+
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(Response::new(InitializeResponse {})),
+            Err(RaftError::APIError(InitializeError::NotAllowed(error))) => {
+                tracing::warn!(node_id = self.node_id, %error, "initialize rejected");
+                Err(Status::failed_precondition(format!(
+                    "node {} is already initialized or has a log ({error}); initialize only a new node, once",
+                    self.node_id
+                )))
+            }
+            Err(RaftError::APIError(error)) => Err(Status::invalid_argument(error.to_string())),
+            Err(RaftError::Fatal(_)) => Err(raft_stopped(self.node_id)),
+        }
+    }
+
+    async fn add_learner(
+        &self,
+        request: tonic::Request<AddLearnerRequest>,
+    ) -> Result<Response<AddLearnerResponse>, Status> {
+        let member = request
+            .into_inner()
+            .member
+            .ok_or_else(|| Status::invalid_argument("member is missing"))?;
+        let (id, addresses) = member_entry(member)?;
+        tracing::info!(node_id = self.node_id, learner = id, %addresses, "adding a learner");
+
+        let written = self
+            .raft
+            .add_learner(id, addresses, true)
+            .await
+            .map_err(|error| self.write_failed("adding the learner", error))?;
+        tracing::info!(node_id = self.node_id, learner = id, "learner caught up");
+        Ok(Response::new(AddLearnerResponse {
+            log_index: written.log_id.index,
+        }))
+    }
+
+    async fn change_membership(
+        &self,
+        request: tonic::Request<ChangeMembershipRequest>,
+    ) -> Result<Response<ChangeMembershipResponse>, Status> {
+        let request = request.into_inner();
+        let voters: BTreeSet<NodeId> = request.voters.into_iter().collect();
+        if voters.is_empty() {
+            return Err(Status::invalid_argument(
+                "voters is empty; a cluster needs at least one voter",
+            ));
+        }
+        tracing::info!(
+            node_id = self.node_id,
+            ?voters,
+            retain = request.retain,
+            "changing membership"
+        );
+
+        let written = self
+            .raft
+            .change_membership(voters.clone(), request.retain)
+            .await
+            .map_err(|error| self.write_failed("the membership change", error))?;
+        tracing::info!(
+            node_id = self.node_id,
+            ?voters,
+            log_index = written.log_id.index,
+            "membership changed"
+        );
+        Ok(Response::new(ChangeMembershipResponse {
+            log_index: written.log_id.index,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: tonic::Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(crate::status::status_of(&self.raft)))
+    }
+}
+
+fn members_map(members: Vec<Member>) -> Result<BTreeMap<NodeId, NodeAddresses>, Status> {
+    if members.is_empty() {
+        return Err(Status::invalid_argument("members is empty"));
+    }
+    let mut map = BTreeMap::new();
+    for member in members {
+        let (id, addresses) = member_entry(member)?;
+        if map.insert(id, addresses).is_some() {
+            return Err(Status::invalid_argument(format!(
+                "node id {id} appears twice"
+            )));
+        }
+    }
+    Ok(map)
+}
+
+fn member_entry(member: Member) -> Result<(NodeId, NodeAddresses), Status> {
+    if member.id == 0 {
+        return Err(Status::invalid_argument(
+            "node id 0 is reserved; ids start at 1",
+        ));
+    }
+    if member.raft_addr.is_empty() || member.api_addr.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "node {} needs both raft_addr and api_addr",
+            member.id
+        )));
+    }
+    Ok((
+        member.id,
+        NodeAddresses::new(member.raft_addr, member.api_addr),
+    ))
+}

@@ -1,0 +1,582 @@
+//! keyfleetd clusters of real processes: elections, failover, crash recovery, snapshots,
+//! membership changes and request deduplication.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::RaftTiming;
+use common::TestCluster;
+use common::WAIT;
+use common::consume_guess;
+use common::counted_guesses;
+use common::read_ok;
+use common::register;
+use common::test_policy;
+use common::user;
+use common::write_ok;
+use keyfleet_api::LEADER_API_METADATA;
+use keyfleet_api::LEADER_ID_METADATA;
+use keyfleet_api::node::WriteRequest;
+use keyfleet_api::node::node_client::NodeClient;
+use keyfleet_client::FleetClient;
+use keyfleet_client::RetryPolicy;
+use keyfleet_client::StatusResponse;
+use keyfleet_raft::GuessOutcome;
+use keyfleet_raft::NodeId;
+use keyfleet_raft::RegisterOutcome;
+use keyfleet_raft::Response;
+use keyfleet_raft::UserId;
+use keyfleet_raft::UserStatus;
+use tokio::time::Instant;
+
+fn voter_ids(status: &StatusResponse) -> BTreeSet<NodeId> {
+    status.voters.iter().map(|member| member.id).collect()
+}
+
+fn learner_ids(status: &StatusResponse) -> BTreeSet<NodeId> {
+    status.learners.iter().map(|member| member.id).collect()
+}
+
+fn others(ids: &[NodeId], excluded: NodeId) -> Vec<NodeId> {
+    ids.iter().copied().filter(|id| *id != excluded).collect()
+}
+
+/// Waits until `counter` reaches `target`, or panics after [`WAIT`].
+async fn wait_for_count(counter: &AtomicU64, target: u64, description: &str) {
+    let deadline = Instant::now() + WAIT;
+
+    while counter.load(Ordering::SeqCst) < target {
+        assert!(
+            Instant::now() < deadline,
+            "{description}: only {} of {target} within {WAIT:?}",
+            counter.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_commits_writes() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let alice = user("alice");
+
+    let (registered, register_index) = write_ok(&cluster, &client, &register(&alice, 5)).await;
+    assert_eq!(
+        registered,
+        Response::Register(RegisterOutcome::Created {
+            version: register_index
+        })
+    );
+
+    let (guess, guess_index) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    assert!(
+        guess_index > register_index,
+        "{guess_index} <= {register_index}"
+    );
+    assert_eq!(
+        guess,
+        Response::ConsumeGuess(GuessOutcome::Counted {
+            guesses_used: 1,
+            guesses_left: 4,
+            version: guess_index,
+        })
+    );
+
+    let record = read_ok(&cluster, &client, &alice).await;
+    assert_eq!(record.guesses_used, 1);
+    assert_eq!(record.max_guesses, 5);
+    assert_eq!(record.status, UserStatus::Registered);
+    assert_eq!(record.version, guess_index);
+    assert_eq!(record.password_file.as_bytes(), b"test password file");
+
+    let expected_voters = BTreeSet::from([1, 2, 3]);
+    for id in 1..=3 {
+        let status = cluster.wait_for_applied(id, guess_index).await;
+
+        assert_eq!(status.node_id, id);
+        assert_eq!(status.leader_id, leader, "node {id} names another leader");
+        assert_eq!(status.leader_api_addr, cluster.addresses(leader).api);
+        assert_eq!(
+            voter_ids(&status),
+            expected_voters,
+            "voters seen by node {id}"
+        );
+        assert!(status.learners.is_empty(), "node {id} lists learners");
+    }
+
+    let unknown = client.read_record(&user("nobody")).await;
+    assert!(matches!(unknown, Ok(None)), "{unknown:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_fails_over() {
+    let (mut cluster, old_leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let alice = user("alice");
+
+    write_ok(&cluster, &client, &register(&alice, 10)).await;
+    let (first, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    assert_eq!(counted_guesses(&first), 1);
+
+    cluster.kill(old_leader);
+    let killed_at = Instant::now();
+
+    let (second, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    let failover = killed_at.elapsed();
+    println!(
+        "failover time (kill -9 of leader node {old_leader} to the first committed write): \
+         {failover:?}"
+    );
+    assert_eq!(counted_guesses(&second), 2);
+
+    let survivors = others(&[1, 2, 3], old_leader);
+    let new_leader = cluster.wait_for_leader(&survivors).await;
+    assert_ne!(new_leader, old_leader);
+
+    for expected in 3..=5 {
+        let (guess, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+        assert_eq!(counted_guesses(&guess), expected);
+    }
+
+    let record = read_ok(&cluster, &client, &alice).await;
+    assert_eq!(record.guesses_used, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_catches_up() {
+    let (mut cluster, old_leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let alice = user("alice");
+
+    write_ok(&cluster, &client, &register(&alice, 50)).await;
+    cluster.kill(old_leader);
+
+    for expected in 1..=10 {
+        let (guess, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+        assert_eq!(counted_guesses(&guess), expected);
+    }
+
+    let survivors = others(&[1, 2, 3], old_leader);
+    let new_leader = cluster.wait_for_leader(&survivors).await;
+    let target = cluster.expect_status(new_leader).await.applied_index;
+
+    cluster.restart(old_leader).await;
+
+    let description = format!("following node {new_leader} and applying index {target}");
+    let status = cluster
+        .wait_for_status(old_leader, &description, |status| {
+            status.leader_id == new_leader && status.applied_index >= target
+        })
+        .await;
+    assert_eq!(status.state, "Follower");
+
+    let record = read_ok(&cluster, &client, &alice).await;
+    assert_eq!(record.guesses_used, 10);
+
+    let (guess, index) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    assert_eq!(counted_guesses(&guess), 11);
+    cluster.wait_for_applied(old_leader, index).await;
+}
+
+/// Outcomes of `ConsumeGuess` writes for one user, as the writer saw them.
+#[derive(Debug, Default, Clone)]
+struct GuessLedger {
+    acked: u32,
+    unknown: u32,
+    max_acked_guesses_used: u32,
+}
+
+/// Sends `ConsumeGuess` for each user in turn until `stop` is set, and records which writes
+/// were acknowledged and which have an unknown outcome.
+async fn write_guesses_until(
+    client: FleetClient,
+    users: Vec<UserId>,
+    stop: Arc<AtomicBool>,
+    acked_total: Arc<AtomicU64>,
+) -> BTreeMap<UserId, GuessLedger> {
+    let mut ledgers: BTreeMap<UserId, GuessLedger> = BTreeMap::new();
+
+    for user in users.iter().cycle() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+
+        let ledger = ledgers.entry(user.clone()).or_default();
+
+        match client.write(&consume_guess(user)).await {
+            Ok((response, _)) => {
+                ledger.acked += 1;
+                ledger.max_acked_guesses_used = ledger
+                    .max_acked_guesses_used
+                    .max(counted_guesses(&response));
+                acked_total.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(error) => {
+                println!("ConsumeGuess for {user} has an unknown outcome: {error}");
+                ledger.unknown += 1;
+            }
+        }
+    }
+
+    ledgers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_all_keeps_counters() {
+    let (mut cluster, _) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let users: Vec<UserId> = (0..3).map(|i| user(&format!("user-{i}"))).collect();
+
+    for user in &users {
+        write_ok(&cluster, &client, &register(user, 1000)).await;
+    }
+
+    // A short deadline, so the write in flight at the crash gives up soon.
+    let writer_policy = RetryPolicy {
+        deadline: Duration::from_secs(3),
+        ..test_policy()
+    };
+    let writer_client = cluster.client_with_policy(&[1, 2, 3], writer_policy);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_total = Arc::new(AtomicU64::new(0));
+    let writer = tokio::spawn(write_guesses_until(
+        writer_client,
+        users.clone(),
+        stop.clone(),
+        acked_total.clone(),
+    ));
+
+    wait_for_count(&acked_total, 30, "acknowledged guesses before the crash").await;
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let ledgers = writer.await.expect("the writer task panicked");
+
+    for id in 1..=3 {
+        cluster.restart(id).await;
+    }
+    cluster.wait_for_leader(&[1, 2, 3]).await;
+
+    for user in &users {
+        let ledger = ledgers.get(user).cloned().unwrap_or_default();
+        let record = read_ok(&cluster, &client, user).await;
+        println!(
+            "{user}: {ledger:?}, guesses_used after restart {}",
+            record.guesses_used
+        );
+
+        assert!(
+            record.guesses_used >= ledger.acked,
+            "{user}: guesses_used {} is below the {} acknowledged guesses",
+            record.guesses_used,
+            ledger.acked
+        );
+        assert!(
+            record.guesses_used >= ledger.max_acked_guesses_used,
+            "{user}: guesses_used {} went back from acknowledged {}",
+            record.guesses_used,
+            ledger.max_acked_guesses_used
+        );
+        assert!(
+            record.guesses_used <= ledger.acked + ledger.unknown,
+            "{user}: guesses_used {} is above the {} guesses sent",
+            record.guesses_used,
+            ledger.acked + ledger.unknown
+        );
+        if ledger.unknown == 0 {
+            assert_eq!(record.guesses_used, ledger.acked, "{user}");
+        }
+
+        let (guess, _) = write_ok(&cluster, &client, &consume_guess(user)).await;
+        assert_eq!(counted_guesses(&guess), record.guesses_used + 1, "{user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_gets_snapshot() {
+    let timing = RaftTiming::with_snapshots_every(10);
+    let (mut cluster, leader) = TestCluster::launch(3, 3, timing).await;
+    let client = cluster.client();
+    let alice = user("alice");
+
+    let (_, register_index) = write_ok(&cluster, &client, &register(&alice, 100)).await;
+
+    let follower = others(&[1, 2, 3], leader)[0];
+    let before = cluster.wait_for_applied(follower, register_index).await;
+    let old_last_log = before.last_log_index;
+    cluster.terminate(follower).await;
+
+    let mut last_index = 0;
+    for expected in 1..=60 {
+        let (guess, index) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+        assert_eq!(counted_guesses(&guess), expected);
+        last_index = index;
+    }
+
+    let leader_condition = format!("a snapshot past index {old_last_log}");
+    cluster
+        .wait_for_status(leader, &leader_condition, |status| {
+            status.snapshot_index > old_last_log
+        })
+        .await;
+
+    // The follower builds no snapshot of its own for a long time after the restart, so a
+    // snapshot on it past its old log can only be one that the leader sent.
+    let follower_timing = RaftTiming {
+        snapshot_after_logs: 1_000_000,
+        ..timing
+    };
+    cluster.set_timing(follower, follower_timing);
+    cluster.restart(follower).await;
+
+    let follower_condition =
+        format!("applying index {last_index} from a snapshot past index {old_last_log}");
+    let after = cluster
+        .wait_for_status(follower, &follower_condition, |status| {
+            status.applied_index >= last_index && status.snapshot_index > old_last_log
+        })
+        .await;
+    println!(
+        "follower {follower}: last log index {old_last_log} before the stop, snapshot index {} \
+         after the restart",
+        after.snapshot_index
+    );
+
+    let record = read_ok(&cluster, &client, &alice).await;
+    assert_eq!(record.guesses_used, 60);
+}
+
+/// Sends `ConsumeGuess` for `user` until `stop` is set. Returns the number of acknowledged
+/// writes and the errors of the others.
+async fn write_until_stopped(
+    client: FleetClient,
+    user: UserId,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+
+    while !stop.load(Ordering::SeqCst) {
+        let expected = acked.load(Ordering::SeqCst) + 1;
+
+        match client.write(&consume_guess(&user)).await {
+            Ok((response, index)) => {
+                let used = u64::from(counted_guesses(&response));
+                if used != expected {
+                    errors.push(format!(
+                        "write at index {index}: guesses_used {used}, expected {expected}"
+                    ));
+                }
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_change_under_load() {
+    let (mut cluster, leader) = TestCluster::launch(4, 3, RaftTiming::default()).await;
+    cluster.start(4).await;
+
+    let client = cluster.client();
+    let bob = user("bob");
+    write_ok(&cluster, &client, &register(&bob, 100_000)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = tokio::spawn(write_until_stopped(
+        cluster.client(),
+        bob.clone(),
+        stop.clone(),
+        acked.clone(),
+    ));
+    wait_for_count(&acked, 5, "background writes before the learner").await;
+
+    let learner_index = match client.add_learner(4, &cluster.addresses(4)).await {
+        Ok(index) => index,
+        Err(error) => panic!("AddLearner 4 failed: {error}\n{}", cluster.log_report()),
+    };
+    cluster
+        .wait_for_status(4, "listing itself as a learner", |status| {
+            learner_ids(status).contains(&4) && status.applied_index >= learner_index
+        })
+        .await;
+
+    let four_voters = BTreeSet::from([1, 2, 3, 4]);
+    if let Err(error) = client.change_membership(&four_voters, false).await {
+        panic!(
+            "ChangeMembership to {four_voters:?} failed: {error}\n{}",
+            cluster.log_report()
+        );
+    }
+    let after_promotion = acked.load(Ordering::SeqCst);
+    wait_for_count(
+        &acked,
+        after_promotion + 5,
+        "background writes after the promotion",
+    )
+    .await;
+
+    let removed = others(&[1, 2, 3], leader)[0];
+    let final_voters: BTreeSet<NodeId> = four_voters
+        .iter()
+        .copied()
+        .filter(|id| *id != removed)
+        .collect();
+    if let Err(error) = client.change_membership(&final_voters, false).await {
+        panic!(
+            "ChangeMembership to {final_voters:?} failed: {error}\n{}",
+            cluster.log_report()
+        );
+    }
+    let after_removal = acked.load(Ordering::SeqCst);
+    wait_for_count(
+        &acked,
+        after_removal + 5,
+        "background writes after the removal",
+    )
+    .await;
+
+    stop.store(true, Ordering::SeqCst);
+    let errors = writer.await.expect("the writer task panicked");
+    assert!(
+        errors.is_empty(),
+        "background writes failed: {errors:#?}\n{}",
+        cluster.log_report()
+    );
+
+    let written = acked.load(Ordering::SeqCst);
+    let record = read_ok(&cluster, &client, &bob).await;
+    assert_eq!(u64::from(record.guesses_used), written);
+
+    for id in &final_voters {
+        let status = cluster
+            .wait_for_status(*id, "seeing the final voters", |status| {
+                voter_ids(status) == final_voters && status.applied_index >= record.version
+            })
+            .await;
+
+        assert!(
+            status.learners.is_empty(),
+            "node {id} lists learners {:?}",
+            status.learners
+        );
+    }
+
+    cluster.terminate(removed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_request_applied_once() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let alice = user("alice");
+
+    write_ok(&cluster, &client, &register(&alice, 5)).await;
+    let request = consume_guess(&alice);
+
+    let (first, first_index) = write_ok(&cluster, &client, &request).await;
+    assert_eq!(counted_guesses(&first), 1);
+
+    // A follower rejects the write and names the leader in the metadata.
+    let follower = others(&[1, 2, 3], leader)[0];
+    let mut raw = NodeClient::connect(cluster.api_endpoint(follower))
+        .await
+        .expect("connect to the follower's node API");
+    let payload = postcard::to_stdvec(&request).expect("encode the request");
+    let status = raw
+        .write(WriteRequest { request: payload })
+        .await
+        .expect_err("a follower must not accept a write");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let hinted_id = status
+        .metadata()
+        .get(LEADER_ID_METADATA)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let hinted_api = status
+        .metadata()
+        .get(LEADER_API_METADATA)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(hinted_id, Some(leader.to_string()));
+    assert_eq!(hinted_api, Some(cluster.addresses(leader).api));
+
+    // The same request, through a client built with the follower's endpoint only, follows the hint.
+    let follower_client = cluster.client_for(&[follower]);
+    let (second, second_index) = write_ok(&cluster, &follower_client, &request).await;
+    assert_eq!(second, first);
+
+    let leader_client = cluster.client_for(&[leader]);
+    let (third, third_index) = write_ok(&cluster, &leader_client, &request).await;
+    assert_eq!(third, first);
+
+    let record = read_ok(&cluster, &client, &alice).await;
+    assert_eq!(record.guesses_used, 1);
+
+    let (next, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    assert_eq!(counted_guesses(&next), 2);
+
+    // Each retry is a log entry of its own, which returns the first outcome and changes nothing.
+    assert!(
+        second_index > first_index,
+        "retry through the follower: index {second_index}, first attempt {first_index}"
+    );
+    assert!(
+        third_index > second_index,
+        "retry through the leader: index {third_index}, previous {second_index}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_rejects_writes_and_reads() {
+    let (mut cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let alice = user("alice");
+    write_ok(&cluster, &client, &register(&alice, 10)).await;
+    write_ok(&cluster, &client, &consume_guess(&alice)).await;
+
+    let followers = others(&[1, 2, 3], leader);
+    for follower in &followers {
+        cluster.kill(*follower);
+    }
+    let mut alone = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the isolated node's API");
+    let payload = postcard::to_stdvec(&consume_guess(&alice)).expect("encode the request");
+
+    let write = alone
+        .write(WriteRequest { request: payload })
+        .await
+        .expect_err("a node without quorum must not acknowledge a write");
+    let read = alone
+        .read_record(keyfleet_api::node::ReadRecordRequest {
+            user: alice.as_str().to_owned(),
+        })
+        .await
+        .expect_err("a node without quorum must not serve a current read");
+
+    assert_eq!(write.code(), tonic::Code::Unavailable, "{write:?}");
+    assert!(write.message().contains("quorum"), "{write:?}");
+    assert_eq!(read.code(), tonic::Code::Unavailable, "{read:?}");
+    assert!(read.message().contains("quorum"), "{read:?}");
+
+    cluster.restart(followers[0]).await;
+    let (after, _) = write_ok(&cluster, &client, &consume_guess(&alice)).await;
+    // The rejected write may still commit once the quorum is back: its outcome was unknown.
+    let counted = counted_guesses(&after);
+    assert!(
+        (2..=3).contains(&counted),
+        "guesses counted after healing: {counted}"
+    );
+}

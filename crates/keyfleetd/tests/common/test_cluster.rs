@@ -1,0 +1,363 @@
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::time::Duration;
+
+use keyfleet_client::ClientError;
+use keyfleet_client::FleetClient;
+use keyfleet_client::RetryPolicy;
+use keyfleet_client::StatusResponse;
+use keyfleet_raft::NodeAddresses;
+use keyfleet_raft::NodeId;
+use keyfleet_testkit::SoftHsmLab;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use super::WAIT;
+use super::node_process::NodeProcess;
+use super::raft_timing::RaftTiming;
+use super::test_policy;
+
+/// Number of times a first start may fail on a port that another process took.
+const PORT_CLASH_RETRIES: u32 = 3;
+
+/// Interval between two polls of node status.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Nodes 1 to N, each a real `keyfleetd` process with its own data directory and SoftHSM2
+/// token, all under one temporary directory.
+///
+/// Dropping the cluster kills every process. If the test is panicking, it also prints each
+/// node's log path and last lines, and keeps the temporary directory.
+#[derive(Debug)]
+pub struct TestCluster {
+    nodes: BTreeMap<NodeId, NodeProcess>,
+    status_client: FleetClient,
+    root: Option<TempDir>,
+    _lab: SoftHsmLab,
+}
+
+impl TestCluster {
+    /// Creates tokens, data directories and configurations for nodes `1..=count`, and starts
+    /// none. SoftHSM lists tokens once when a process loads it, so every token exists before
+    /// any node starts.
+    pub fn prepare(count: u64, timing: RaftTiming) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("keyfleetd-test-")
+            .tempdir()
+            .expect("create the test's temporary directory");
+        let lab = SoftHsmLab::new();
+
+        let nodes: BTreeMap<NodeId, NodeProcess> = (1..=count)
+            .map(|id| (id, NodeProcess::prepare(id, root.path(), &lab, timing)))
+            .collect();
+
+        let status_client = FleetClient::new([nodes[&1].api_endpoint()], status_policy())
+            .expect("build the status client");
+
+        Self {
+            nodes,
+            status_client,
+            root: Some(root),
+            _lab: lab,
+        }
+    }
+
+    /// Prepares `count` nodes, starts the first `voters` of them, initializes those as the
+    /// cluster, and waits for a leader. Returns the cluster and the leader's id.
+    pub async fn launch(count: u64, voters: u64, timing: RaftTiming) -> (Self, NodeId) {
+        let mut cluster = Self::prepare(count, timing);
+        let voter_ids: Vec<NodeId> = (1..=voters).collect();
+
+        for id in &voter_ids {
+            cluster.start(*id).await;
+        }
+
+        cluster.initialize(&voter_ids).await;
+        let leader = cluster.wait_for_leader(&voter_ids).await;
+
+        (cluster, leader)
+    }
+
+    /// Starts node `id` and waits until it serves `Status`. On its first start, a port clash
+    /// gets new ports and another try.
+    pub async fn start(&mut self, id: NodeId) {
+        for _ in 0..PORT_CLASH_RETRIES {
+            self.node_mut(id).spawn();
+
+            if self.wait_ready(id).await {
+                return;
+            }
+
+            let node = self.node_mut(id);
+            if node.starts() > 1 || !node.log_reports_port_in_use() {
+                break;
+            }
+
+            node.pick_new_ports();
+        }
+
+        panic!("node {id} did not start\n{}", self.log_report());
+    }
+
+    /// Starts node `id` again on its data directory and ports, and waits until it serves
+    /// `Status`.
+    pub async fn restart(&mut self, id: NodeId) {
+        assert!(!self.node(id).is_running(), "node {id} is still running");
+        self.node_mut(id).spawn();
+
+        if !self.wait_ready(id).await {
+            panic!("node {id} did not restart\n{}", self.log_report());
+        }
+    }
+
+    /// Replaces node `id`'s Raft timing for its next start. The node must be stopped.
+    pub fn set_timing(&mut self, id: NodeId, timing: RaftTiming) {
+        self.node_mut(id).set_timing(timing);
+    }
+
+    /// Kills node `id` with SIGKILL.
+    pub fn kill(&mut self, id: NodeId) {
+        self.node_mut(id).kill();
+    }
+
+    /// Stops node `id` with SIGTERM and checks that it exits with status 0.
+    pub async fn terminate(&mut self, id: NodeId) {
+        let status = self.node_mut(id).terminate().await;
+
+        assert!(
+            status.success(),
+            "node {id} exited with {status} after SIGTERM, expected 0\n{}",
+            self.log_report()
+        );
+    }
+
+    /// Initializes the cluster with `voters` through the first of them.
+    pub async fn initialize(&self, voters: &[NodeId]) {
+        let members: BTreeMap<NodeId, NodeAddresses> = voters
+            .iter()
+            .map(|id| (*id, self.node(*id).addresses()))
+            .collect();
+
+        let client = self.client_for(&voters[..1]);
+
+        if let Err(error) = client.initialize(&members).await {
+            panic!(
+                "Initialize {voters:?} failed: {error}\n{}",
+                self.log_report()
+            );
+        }
+    }
+
+    /// Returns a client over every node's API endpoint, running or not.
+    pub fn client(&self) -> FleetClient {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        self.client_for(&ids)
+    }
+
+    /// Returns a client over the API endpoints of `ids`, with [`test_policy`].
+    pub fn client_for(&self, ids: &[NodeId]) -> FleetClient {
+        self.client_with_policy(ids, test_policy())
+    }
+
+    pub fn client_with_policy(&self, ids: &[NodeId], policy: RetryPolicy) -> FleetClient {
+        let endpoints: Vec<String> = ids.iter().map(|id| self.node(*id).api_endpoint()).collect();
+
+        FleetClient::new(endpoints, policy).expect("build a client over test nodes")
+    }
+
+    pub fn addresses(&self, id: NodeId) -> NodeAddresses {
+        self.node(id).addresses()
+    }
+
+    pub fn api_endpoint(&self, id: NodeId) -> String {
+        self.node(id).api_endpoint()
+    }
+
+    /// Returns node `id`'s status, with one attempt.
+    pub async fn status(&self, id: NodeId) -> Result<StatusResponse, ClientError> {
+        self.status_client
+            .status(&self.node(id).api_endpoint())
+            .await
+    }
+
+    /// Returns node `id`'s status, or panics with the log report.
+    pub async fn expect_status(&self, id: NodeId) -> StatusResponse {
+        match self.status(id).await {
+            Ok(status) => status,
+            Err(error) => panic!("Status of node {id} failed: {error}\n{}", self.log_report()),
+        }
+    }
+
+    /// Waits until every node in `ids` names the same leader, that leader is in `ids`, and it
+    /// reports itself as `Leader`. Returns the leader's id.
+    pub async fn wait_for_leader(&self, ids: &[NodeId]) -> NodeId {
+        let deadline = Instant::now() + WAIT;
+        let mut last_views = String::new();
+
+        while Instant::now() < deadline {
+            match self.agreed_leader(ids).await {
+                Ok(leader) => return leader,
+                Err(views) => last_views = views,
+            }
+
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+
+        panic!(
+            "nodes {ids:?} did not agree on a leader within {WAIT:?}; last views:\n{last_views}\n{}",
+            self.log_report()
+        );
+    }
+
+    /// Waits until `condition` holds for node `id`'s status, and returns that status.
+    /// `description` names the condition in the failure message.
+    pub async fn wait_for_status<F>(
+        &self,
+        id: NodeId,
+        description: &str,
+        condition: F,
+    ) -> StatusResponse
+    where
+        F: Fn(&StatusResponse) -> bool,
+    {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::from("no status yet");
+
+        while Instant::now() < deadline {
+            match self.status(id).await {
+                Ok(status) if condition(&status) => return status,
+                Ok(status) => last = format!("{status:?}"),
+                Err(error) => last = error.to_string(),
+            }
+
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+
+        panic!(
+            "node {id}: {description} did not happen within {WAIT:?}; last status: {last}\n{}",
+            self.log_report()
+        );
+    }
+
+    /// Waits until node `id` has applied log index `index`.
+    pub async fn wait_for_applied(&self, id: NodeId, index: u64) -> StatusResponse {
+        let description = format!("applied_index reaching {index}");
+
+        self.wait_for_status(id, &description, |status| status.applied_index >= index)
+            .await
+    }
+
+    /// Returns each node's log path and its last lines.
+    pub fn log_report(&self) -> String {
+        let mut report = String::new();
+
+        for node in self.nodes.values() {
+            let _ = writeln!(
+                report,
+                "--- node {} log: {} (last lines below)\n{}",
+                node.id(),
+                node.log_path().display(),
+                node.log_tail(40)
+            );
+        }
+
+        report
+    }
+
+    async fn agreed_leader(&self, ids: &[NodeId]) -> Result<NodeId, String> {
+        let mut views = String::new();
+        let mut leaders = BTreeSet::new();
+        let mut leader_states = BTreeMap::new();
+
+        for id in ids {
+            match self.status(*id).await {
+                Ok(status) => {
+                    let _ = writeln!(
+                        views,
+                        "node {id}: state {}, term {}, leader {}",
+                        status.state, status.current_term, status.leader_id
+                    );
+                    leaders.insert(status.leader_id);
+                    leader_states.insert(*id, status.state);
+                }
+                Err(error) => {
+                    let _ = writeln!(views, "node {id}: {error}");
+                    leaders.insert(0);
+                }
+            }
+        }
+
+        let single = leaders.len() == 1;
+        let leader = leaders.into_iter().next().unwrap_or(0);
+        let leads = leader_states
+            .get(&leader)
+            .is_some_and(|state| state == "Leader");
+
+        if single && leader != 0 && leads {
+            Ok(leader)
+        } else {
+            Err(views)
+        }
+    }
+
+    /// Polls `Status` until node `id` responds. Returns false if the process exits first or
+    /// [`WAIT`] passes.
+    async fn wait_ready(&mut self, id: NodeId) -> bool {
+        let deadline = Instant::now() + WAIT;
+
+        while Instant::now() < deadline {
+            if self.status(id).await.is_ok() {
+                return true;
+            }
+
+            if let Some(status) = self.node_mut(id).reap() {
+                eprintln!("node {id} exited with {status} before it served Status");
+                return false;
+            }
+
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+
+        false
+    }
+
+    fn node(&self, id: NodeId) -> &NodeProcess {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("the cluster has no node {id}"))
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut NodeProcess {
+        self.nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("the cluster has no node {id}"))
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            node.kill();
+        }
+
+        if !std::thread::panicking() {
+            return;
+        }
+
+        eprintln!("test failed; node logs:\n{}", self.log_report());
+
+        if let Some(root) = self.root.take() {
+            let kept_dir = root.keep();
+            eprintln!("kept the test directory {}", kept_dir.display());
+        }
+    }
+}
+
+/// Status calls are single attempts, so only the RPC timeout of this policy matters.
+fn status_policy() -> RetryPolicy {
+    RetryPolicy {
+        rpc_timeout: Duration::from_secs(2),
+        ..RetryPolicy::default()
+    }
+}
