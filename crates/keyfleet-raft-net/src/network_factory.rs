@@ -1,6 +1,6 @@
+use keyfleet_raft::NodeAddresses;
 use keyfleet_raft::NodeId;
 use keyfleet_raft::TypeConfig;
-use keyfleet_raft::NodeAddresses;
 use openraft::RaftNetworkFactory;
 
 use crate::peer_client::PeerClient;

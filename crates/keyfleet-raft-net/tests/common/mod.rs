@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyfleet_raft::Command;
+use keyfleet_raft::NodeAddresses;
 use keyfleet_raft::NodeId;
 use keyfleet_raft::Raft;
 use keyfleet_raft::Request;
 use keyfleet_raft::RequestId;
 use keyfleet_raft::SealedBlob;
 use keyfleet_raft::UserId;
-use keyfleet_raft::NodeAddresses;
 use openraft::Config;
 use openraft::SnapshotPolicy;
 pub use test_node::TestNode;
@@ -62,7 +62,12 @@ pub async fn start_cluster() -> BTreeMap<NodeId, TestNode> {
 
     let members: BTreeMap<NodeId, NodeAddresses> = nodes
         .iter()
-        .map(|(id, node)| (*id, NodeAddresses::new(node.addr().to_string(), String::new())))
+        .map(|(id, node)| {
+            (
+                *id,
+                NodeAddresses::new(node.addr().to_string(), String::new()),
+            )
+        })
         .collect();
 
     nodes[&1]
