@@ -1,19 +1,18 @@
-//! Compiles the node API with protox, so the build needs no `protoc`.
+//! Compiles keyfleet's gRPC services with protox, so the build needs no `protoc`.
 
 use std::error::Error;
 use std::path::PathBuf;
 
-const PROTO_FILE: &str = "keyfleet/node/v1/node.proto";
+const PROTO_FILES: [&str; 2] = ["keyfleet/node/v1/node.proto", "keyfleet/raft/v1/raft.proto"];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_root = manifest_dir.join("../../proto");
-    println!(
-        "cargo:rerun-if-changed={}",
-        proto_root.join(PROTO_FILE).display()
-    );
+    for file in PROTO_FILES {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
 
-    let descriptors = protox::compile([PROTO_FILE], [&proto_root])?;
+    let descriptors = protox::compile(PROTO_FILES, [&proto_root])?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

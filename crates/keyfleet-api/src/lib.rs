@@ -1,5 +1,6 @@
-//! Wire types of keyfleet's node API (`proto/keyfleet/node/v1/node.proto`), shared by the
-//! keyfleetd server and the Rust client.
+//! Wire types of keyfleet's gRPC services, generated from `proto/`: the node API
+//! (`keyfleet.node.v1`), shared by keyfleetd and the Rust client, and the internal Raft service
+//! (`keyfleet.raft.v1`), used by keyfleet-raft-net.
 
 /// Response metadata key that carries the leader's node id when a node is not the leader.
 pub const LEADER_ID_METADATA: &str = "x-keyfleet-leader-id";
@@ -18,4 +19,17 @@ pub mod node {
     )]
 
     tonic::include_proto!("keyfleet.node.v1");
+}
+
+/// Code generated from `keyfleet.raft.v1` by tonic-prost-build.
+pub mod raft {
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        missing_debug_implementations,
+        unreachable_pub,
+        missing_docs
+    )]
+
+    tonic::include_proto!("keyfleet.raft.v1");
 }

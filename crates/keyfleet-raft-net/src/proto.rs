@@ -1,11 +1,3 @@
-//! Code generated from `proto/keyfleet/raft/v1/raft.proto` by tonic-prost-build.
+//! The generated `keyfleet.raft.v1` types, from keyfleet-api.
 
-#![allow(
-    clippy::all,
-    clippy::pedantic,
-    missing_debug_implementations,
-    unreachable_pub,
-    missing_docs
-)]
-
-tonic::include_proto!("keyfleet.raft.v1");
+pub(crate) use keyfleet_api::raft::*;
