@@ -91,11 +91,12 @@ impl FleetClient {
         &self.policy
     }
 
-    /// Proposes `request` on the leader and returns its outcome and the log index it was
-    /// committed at.
+    /// Proposes `request` on the leader and returns its outcome and the log index of the entry
+    /// that carried the last attempt.
     ///
     /// Every retry sends the same bytes, so the same request id: if an earlier attempt was
-    /// committed but its response was lost, the leader returns that attempt's outcome and index.
+    /// committed but its response was lost, the leader returns that attempt's outcome and
+    /// changes nothing. The retry is a log entry of its own, so its index is later.
     pub async fn write(&self, request: &Request) -> Result<(Response, u64), ClientError> {
         let payload = postcard::to_stdvec(request).map_err(|source| ClientError::Encode {
             what: "Request",

@@ -31,6 +31,7 @@ pub use raft_server::RaftServer;
 pub use raft_server::ServerError;
 pub use raft_server::serve_raft;
 pub use raft_service::RaftService;
+pub use snapshot_receiver::MAX_SNAPSHOT_BYTES;
 pub use wire::WireError;
 
 /// Maximum size of one gRPC message, sent or received: 64 MiB.

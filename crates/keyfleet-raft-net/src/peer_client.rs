@@ -167,6 +167,7 @@ impl PeerClient {
             vote: wire::encode(&vote, "Vote").map_err(|e| NetworkError::new(&e))?,
             meta: wire::encode(&snapshot.meta, "SnapshotMeta")
                 .map_err(|e| NetworkError::new(&e))?,
+            total_len: snapshot.snapshot.len() as u64,
         };
         let chunks = SnapshotChunks::new(header, snapshot.snapshot, SNAPSHOT_CHUNK_BYTES);
 

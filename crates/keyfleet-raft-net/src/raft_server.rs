@@ -202,6 +202,7 @@ mod tests {
                     .expect("vote encodes"),
                 meta: crate::wire::encode(&keyfleet_raft::SnapshotMeta::default(), "SnapshotMeta")
                     .expect("meta encodes"),
+                total_len: u64::MAX >> 40,
             })),
         };
 

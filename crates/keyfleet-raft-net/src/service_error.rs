@@ -15,6 +15,14 @@ pub(crate) enum ServiceError {
     #[error("invalid snapshot stream: {0}")]
     InvalidSnapshotStream(&'static str),
 
+    /// The snapshot's length disagrees with its header or exceeds the limit.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshotLength(String),
+
+    /// The reassembled snapshot data is not a vault image this node can install.
+    #[error("invalid snapshot data: {0}")]
+    InvalidSnapshotData(String),
+
     /// The client's stream failed before it ended.
     #[error("snapshot stream failed: {0}")]
     StreamFailed(#[source] Status),
@@ -37,9 +45,10 @@ impl ServiceError {
         let message = self.to_string();
 
         match self {
-            ServiceError::InvalidRequest(_) | ServiceError::InvalidSnapshotStream(_) => {
-                Status::invalid_argument(message)
-            }
+            ServiceError::InvalidRequest(_)
+            | ServiceError::InvalidSnapshotStream(_)
+            | ServiceError::InvalidSnapshotLength(_)
+            | ServiceError::InvalidSnapshotData(_) => Status::invalid_argument(message),
             ServiceError::StreamFailed(status) => Status::new(status.code(), message),
             ServiceError::EncodeResponse(_) => Status::internal(message),
             ServiceError::RaftStopped(_) => Status::unavailable(message),

@@ -67,6 +67,7 @@ mod tests {
         SnapshotHeader {
             vote: vec![1],
             meta: vec![2],
+            total_len: 0,
         }
     }
 

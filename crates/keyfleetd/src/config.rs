@@ -66,8 +66,13 @@ pub struct RaftSettings {
     /// Number of log entries kept behind the last snapshot, so slow followers can catch up
     /// without a snapshot transfer.
     pub max_in_snapshot_log_to_keep: u64,
-    /// Time a write or a linearizable read waits for a quorum before it fails as unavailable.
+    /// Time a write, a linearizable read or a membership change waits for a quorum before it
+    /// fails as unavailable.
     pub write_timeout_ms: u64,
+    /// Time the leader has to send and install one snapshot on a follower.
+    pub snapshot_transfer_timeout_ms: u64,
+    /// Time `AddLearner` waits for a new learner to replicate the log before it gives up.
+    pub learner_catch_up_timeout_ms: u64,
 }
 
 impl Default for RaftSettings {
@@ -79,6 +84,8 @@ impl Default for RaftSettings {
             snapshot_after_logs: 5_000,
             max_in_snapshot_log_to_keep: 1_000,
             write_timeout_ms: 5_000,
+            snapshot_transfer_timeout_ms: 60_000,
+            learner_catch_up_timeout_ms: 30_000,
         }
     }
 }
@@ -159,7 +166,7 @@ impl NodeConfig {
     }
 
     /// Builds and validates the openraft configuration.
-    pub fn openraft_config(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    pub(crate) fn openraft_config(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         let raft = &self.raft;
         let config = openraft::Config {
             cluster_name: "keyfleet".to_owned(),
@@ -168,6 +175,7 @@ impl NodeConfig {
             election_timeout_max: raft.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(raft.snapshot_after_logs),
             max_in_snapshot_log_to_keep: raft.max_in_snapshot_log_to_keep,
+            install_snapshot_timeout: raft.snapshot_transfer_timeout_ms,
             enable_pre_vote: Some(true),
             ..openraft::Config::default()
         };

@@ -57,7 +57,14 @@ impl RunningNode {
         let raft_task = tokio::spawn(raft_server.serve_with_shutdown(signal(raft_stopped)));
 
         let write_timeout = Duration::from_millis(config.raft.write_timeout_ms);
-        let service = NodeService::new(node_id, raft.clone(), state_machine, write_timeout);
+        let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
+        let service = NodeService::new(
+            node_id,
+            raft.clone(),
+            state_machine,
+            write_timeout,
+            catch_up_timeout,
+        );
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api_task = serve_api(config.api_listen, service, signal(api_stopped)).await?;
 

@@ -24,7 +24,11 @@ pub struct NodeService {
     raft: Raft,
     state_machine: StateMachineStore,
     write_timeout: Duration,
+    learner_catch_up_timeout: Duration,
 }
+
+/// Most log entries a learner may lag behind the leader and still be promoted to voter.
+const MAX_PROMOTION_LAG: u64 = 100;
 
 impl std::fmt::Debug for NodeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,13 +44,74 @@ impl NodeService {
         raft: Raft,
         state_machine: StateMachineStore,
         write_timeout: Duration,
+        learner_catch_up_timeout: Duration,
     ) -> Self {
         Self {
             node_id,
             raft,
             state_machine,
             write_timeout,
+            learner_catch_up_timeout,
         }
+    }
+
+    /// Waits until the leader has replicated its log up to `index` on `learner`.
+    ///
+    /// openraft's blocking `add_learner` returns as soon as the learner lags by less than
+    /// `replication_lag_threshold` entries, which on a short log is at once, even for a learner
+    /// that was never reached. This waits for the learner to acknowledge the entry that added it.
+    async fn wait_for_replication(&self, learner: NodeId, index: u64) -> Result<(), Status> {
+        let mut metrics = self.raft.metrics();
+        let caught_up = async {
+            loop {
+                if matched_index(&metrics.borrow_watched(), learner) >= Some(index) {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+
+        match tokio::time::timeout(self.learner_catch_up_timeout, caught_up).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(raft_stopped(self.node_id)),
+            Err(_) => {
+                tracing::warn!(
+                    node_id = self.node_id,
+                    learner,
+                    index,
+                    "learner did not catch up"
+                );
+                Err(Status::deadline_exceeded(format!(
+                    "learner {learner} did not replicate log index {index} within {} ms: check \
+                     that it runs and is reachable at its raft address. It stays a learner, and \
+                     ChangeMembership rejects promoting it until it catches up",
+                    self.learner_catch_up_timeout.as_millis()
+                )))
+            }
+        }
+    }
+
+    /// Rejects a voter set that would promote a learner lagging behind the leader.
+    fn check_promotions(&self, voters: &BTreeSet<NodeId>) -> Result<(), Status> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let current: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let last_index = metrics.last_log_index.unwrap_or(0);
+
+        for id in voters.difference(&current) {
+            let matched = matched_index(&metrics, *id);
+            let lag = matched.map(|index| last_index.saturating_sub(index));
+            if lag.is_none_or(|lag| lag > MAX_PROMOTION_LAG) {
+                let reached = matched.map_or("nothing".to_owned(), |i| format!("log index {i}"));
+                return Err(Status::failed_precondition(format!(
+                    "node {id} has replicated {reached} of {last_index}; add it with AddLearner \
+                     and promote it once it has caught up"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -115,12 +180,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<WriteRequest>,
     ) -> Result<Response<WriteResponse>, Status> {
-        let request: Request =
-            postcard::from_bytes(&request.into_inner().request).map_err(|error| {
-                Status::invalid_argument(format!(
-                    "request is not a valid postcard Request: {error}"
-                ))
-            })?;
+        let request = decode_request(&request.into_inner().request)?;
         request.command.validate().map_err(|rejection| {
             Status::invalid_argument(format!("invalid command: {rejection:?}"))
         })?;
@@ -201,11 +261,14 @@ impl Node for NodeService {
         let (id, addresses) = member_entry(member)?;
         tracing::info!(node_id = self.node_id, learner = id, %addresses, "adding a learner");
 
-        let written = self
-            .raft
-            .add_learner(id, addresses, true)
-            .await
-            .map_err(|error| self.write_failed("adding the learner", error))?;
+        let written = tokio::time::timeout(
+            self.write_timeout,
+            self.raft.add_learner(id, addresses, true),
+        )
+        .await
+        .map_err(|_| no_quorum(self.node_id, "adding the learner", self.timeout_ms()))?
+        .map_err(|error| self.write_failed("adding the learner", error))?;
+        self.wait_for_replication(id, written.log_id.index).await?;
         tracing::info!(node_id = self.node_id, learner = id, "learner caught up");
         Ok(Response::new(AddLearnerResponse {
             log_index: written.log_id.index,
@@ -230,10 +293,12 @@ impl Node for NodeService {
             "changing membership"
         );
 
-        let written = self
-            .raft
-            .change_membership(voters.clone(), request.retain)
+        self.check_promotions(&voters)?;
+
+        let change = self.raft.change_membership(voters.clone(), request.retain);
+        let written = tokio::time::timeout(self.write_timeout, change)
             .await
+            .map_err(|_| no_quorum(self.node_id, "the membership change", self.timeout_ms()))?
             .map_err(|error| self.write_failed("the membership change", error))?;
         tracing::info!(
             node_id = self.node_id,
@@ -252,6 +317,17 @@ impl Node for NodeService {
     ) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(crate::status::status_of(&self.raft)))
     }
+}
+
+/// The last log index the leader knows `node` has replicated; `None` on a follower or for a node
+/// the leader has not reached.
+fn matched_index(metrics: &openraft::RaftMetrics<TypeConfig>, node: NodeId) -> Option<u64> {
+    let replication = metrics.replication.as_ref()?;
+    replication
+        .get(&node)
+        .copied()
+        .flatten()
+        .map(|log_id| log_id.index)
 }
 
 fn members_map(members: Vec<Member>) -> Result<BTreeMap<NodeId, NodeAddresses>, Status> {
@@ -286,4 +362,18 @@ fn member_entry(member: Member) -> Result<(NodeId, NodeAddresses), Status> {
         member.id,
         NodeAddresses::new(member.raft_addr, member.api_addr),
     ))
+}
+
+/// Decodes a postcard `Request`, rejecting bytes left over after it.
+fn decode_request(bytes: &[u8]) -> Result<Request, Status> {
+    let invalid = |reason: String| {
+        Status::invalid_argument(format!("request is not a valid postcard Request: {reason}"))
+    };
+
+    let (request, rest) =
+        postcard::take_from_bytes::<Request>(bytes).map_err(|error| invalid(error.to_string()))?;
+    if !rest.is_empty() {
+        return Err(invalid(format!("{} bytes follow the request", rest.len())));
+    }
+    Ok(request)
 }

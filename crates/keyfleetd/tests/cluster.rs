@@ -580,3 +580,111 @@ async fn minority_rejects_writes_and_reads() {
         "guesses counted after healing: {counted}"
     );
 }
+
+/// A follower that misses writes with large blobs catches up from a snapshot of about 15 MiB,
+/// sent in many chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_snapshot_reaches_follower() {
+    let timing = RaftTiming::with_snapshots_every(10);
+    let (mut cluster, leader) = TestCluster::launch(3, 3, timing).await;
+    let client = cluster.client();
+    let follower = others(&[1, 2, 3], leader)[0];
+    cluster.terminate(follower).await;
+
+    let mut last_index = 0;
+    for i in 0..120u8 {
+        let request = keyfleet_raft::Request {
+            request_id: common::new_request_id(),
+            command: keyfleet_raft::Command::Register {
+                user: user(&format!("big-{i}")),
+                password_file: keyfleet_raft::SealedBlob::new(vec![i; 64 * 1024]),
+                sealed_secret: keyfleet_raft::SealedBlob::new(vec![!i; 64 * 1024]),
+                max_guesses: 5,
+            },
+        };
+        let (_, index) = write_ok(&cluster, &client, &request).await;
+        last_index = index;
+    }
+    cluster
+        .wait_for_status(leader, "a snapshot near the last write", |status| {
+            status.snapshot_index + 20 >= last_index
+        })
+        .await;
+
+    cluster.set_timing(
+        follower,
+        RaftTiming {
+            snapshot_after_logs: 1_000_000,
+            ..timing
+        },
+    );
+    cluster.restart(follower).await;
+    let caught_up = cluster.wait_for_applied(follower, last_index).await;
+
+    assert_eq!(caught_up.state, "Follower", "{caught_up:?}");
+    assert!(caught_up.snapshot_index > 0, "{caught_up:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_learner_is_not_promoted() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let client = cluster.client();
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the leader's node API");
+    let unreachable = keyfleet_api::node::Member {
+        id: 9,
+        raft_addr: common::free_port::free_local_address().to_string(),
+        api_addr: common::free_port::free_local_address().to_string(),
+    };
+
+    let add = raw
+        .add_learner(keyfleet_api::node::AddLearnerRequest {
+            member: Some(unreachable),
+        })
+        .await
+        .expect_err("a learner that is never reached has not caught up");
+    let promote = raw
+        .change_membership(keyfleet_api::node::ChangeMembershipRequest {
+            voters: vec![1, 2, 3, 9],
+            retain: false,
+        })
+        .await
+        .expect_err("a learner that has not caught up must not become a voter");
+
+    assert_eq!(add.code(), tonic::Code::DeadlineExceeded, "{add:?}");
+    assert!(
+        add.message().contains("learner 9 did not replicate"),
+        "{add:?}"
+    );
+    assert_eq!(
+        promote.code(),
+        tonic::Code::FailedPrecondition,
+        "{promote:?}"
+    );
+    assert!(
+        promote.message().contains("node 9 has replicated"),
+        "{promote:?}"
+    );
+    write_ok(&cluster, &client, &register(&user("after"), 3)).await;
+    let status = cluster.expect_status(leader).await;
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_rejects_trailing_bytes() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the leader's node API");
+    let mut payload = postcard::to_stdvec(&register(&user("alice"), 3)).expect("encode");
+    payload.extend_from_slice(&[1, 2, 3]);
+
+    let status = raw
+        .write(WriteRequest { request: payload })
+        .await
+        .expect_err("extra bytes after the request");
+
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("3 bytes follow"), "{status:?}");
+}

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-mod free_port;
+pub mod free_port;
 mod node_process;
 mod raft_timing;
 mod test_cluster;

@@ -7,6 +7,7 @@ pub struct RaftTiming {
     pub snapshot_after_logs: u64,
     pub max_in_snapshot_log_to_keep: u64,
     pub write_timeout_ms: u64,
+    pub learner_catch_up_timeout_ms: u64,
 }
 
 impl Default for RaftTiming {
@@ -19,6 +20,7 @@ impl Default for RaftTiming {
             snapshot_after_logs: 5000,
             max_in_snapshot_log_to_keep: 1000,
             write_timeout_ms: 2000,
+            learner_catch_up_timeout_ms: 3000,
         }
     }
 }
@@ -43,13 +45,15 @@ impl RaftTiming {
              election_timeout_max_ms = {}\n\
              snapshot_after_logs = {}\n\
              max_in_snapshot_log_to_keep = {}\n\
-             write_timeout_ms = {}\n",
+             write_timeout_ms = {}\n\
+             learner_catch_up_timeout_ms = {}\n",
             self.heartbeat_interval_ms,
             self.election_timeout_min_ms,
             self.election_timeout_max_ms,
             self.snapshot_after_logs,
             self.max_in_snapshot_log_to_keep,
             self.write_timeout_ms,
+            self.learner_catch_up_timeout_ms,
         )
     }
 }
