@@ -1,0 +1,49 @@
+//! keyfleet's OPAQUE server core (RFC 9807), with no networking and no Raft.
+//!
+//! A client stores a random backup key behind its password: [`Vault::registration_start`] and
+//! [`Vault::registration_finish`] produce a sealed password file and a sealed client
+//! ciphertext for the replicated record, and [`Vault::recovery_start`] and
+//! [`Vault::recovery_finish`] return the ciphertext after a verified OPAQUE login. Per-user
+//! OPRF keys are derived inside the HSM, and the server state between the two round trips
+//! travels with the client in HSM-sealed tickets.
+//!
+//! The cipher suite is [`Suite`], the protocol constants are in [`protocol`], and a client
+//! builds its KSF with [`client_ksf`].
+
+mod clock;
+mod config;
+mod error;
+mod fleet_setup;
+mod ksf_params;
+mod limits;
+mod oprf_key;
+pub mod protocol;
+mod record;
+mod recovery;
+mod registration;
+mod secret_transport;
+mod session_key;
+mod static_dh;
+mod suite;
+mod ticket;
+mod ticket_claims;
+mod vault;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{DEFAULT_TICKET_TTL_SECS, VaultConfig};
+pub use error::VaultError;
+pub use fleet_setup::{FleetSetup, SERVER_SETUP_PURPOSE};
+pub use ksf_params::{KsfParams, client_ksf};
+pub use limits::{
+    CREDENTIAL_FINALIZATION_LEN, CREDENTIAL_REQUEST_LEN, MAX_CLIENT_CIPHERTEXT_LEN, MAX_TICKET_LEN,
+    MAX_USER_ID_LEN, PASSWORD_FILE_LEN, REGISTRATION_REQUEST_LEN, REGISTRATION_UPLOAD_LEN,
+};
+pub use protocol::{KE_CONTEXT, PROTOCOL_V1_KSF, PROTOCOL_VERSION, client_identifiers};
+pub use record::{RecordState, StoredRecord};
+pub use recovery::{RecoveredSecret, RecoveryStart};
+pub use registration::{RegisteredRecord, RegistrationStart};
+pub use secret_transport::open_recovered_secret;
+pub use session_key::{SESSION_KEY_LEN, SessionKey};
+pub use suite::Suite;
+pub use ticket::{LoginTicket, RegistrationTicket, TicketKind};
+pub use vault::{CLIENT_SECRET_PURPOSE, PASSWORD_FILE_PURPOSE, Vault};
