@@ -194,15 +194,24 @@ mod tests {
         .expect("create the Raft node")
     }
 
+    /// Metadata of a snapshot up to log index 1, written in term 1 by node 1.
+    fn snapshot_meta() -> keyfleet_raft::SnapshotMeta {
+        keyfleet_raft::SnapshotMeta {
+            last_log_id: Some(openraft::testing::log_id::<keyfleet_raft::TypeConfig>(
+                1, 1, 1,
+            )),
+            ..keyfleet_raft::SnapshotMeta::default()
+        }
+    }
+
     /// Builds a snapshot stream that sends a valid header and then never ends.
     fn endless_snapshot_stream() -> impl futures_util::Stream<Item = SnapshotChunk> + Send {
         let header = SnapshotChunk {
             kind: Some(Kind::Header(SnapshotHeader {
                 vote: crate::wire::encode(&keyfleet_raft::Vote::new(1, 1), "Vote")
                     .expect("vote encodes"),
-                meta: crate::wire::encode(&keyfleet_raft::SnapshotMeta::default(), "SnapshotMeta")
-                    .expect("meta encodes"),
-                total_len: u64::MAX >> 40,
+                meta: crate::wire::encode(&snapshot_meta(), "SnapshotMeta").expect("meta encodes"),
+                total_len: 1 << 20,
             })),
         };
 

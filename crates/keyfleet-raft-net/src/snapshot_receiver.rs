@@ -40,6 +40,7 @@ where
         None => return Err(ServiceError::InvalidSnapshotStream("the stream is empty")),
     };
 
+    check_meta_against_vote(&vote, &meta)?;
     if total_len > MAX_SNAPSHOT_BYTES {
         return Err(ServiceError::InvalidSnapshotLength(format!(
             "{total_len} bytes exceeds the limit of {MAX_SNAPSHOT_BYTES}"
@@ -78,6 +79,31 @@ where
     };
 
     Ok((vote, snapshot))
+}
+
+/// Rejects a snapshot whose last log id is missing or comes from a leader newer than the
+/// sender's vote. No correct leader sends one, and openraft 0.10.0-alpha.37 asserts against it
+/// while installing, which would stop the Raft node.
+fn check_meta_against_vote(vote: &Vote, meta: &SnapshotMeta) -> Result<(), ServiceError> {
+    use openraft::vote::RaftLeaderId;
+
+    let Some(last) = meta.last_log_id.as_ref() else {
+        return Err(ServiceError::InvalidSnapshotStream(
+            "the snapshot has no last log id",
+        ));
+    };
+    let sender = vote.leader_id().to_committed();
+    // Leader ids may be only partially ordered, so anything but "not newer" is rejected.
+    let not_newer = matches!(
+        last.committed_leader_id().partial_cmp(&sender),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    );
+    if !not_newer {
+        return Err(ServiceError::InvalidSnapshotStream(
+            "the snapshot's last log id is newer than the sender's vote",
+        ));
+    }
+    Ok(())
 }
 
 /// Returns the next message's kind, or `None` at the end of the stream.
@@ -119,9 +145,33 @@ mod tests {
         })
     }
 
+    /// Metadata of a snapshot up to log index 5, written in term 3 by node 1.
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(openraft::testing::log_id::<keyfleet_raft::TypeConfig>(
+                3, 1, 5,
+            )),
+            ..SnapshotMeta::default()
+        }
+    }
+
+    fn header_with(
+        vote: Vote,
+        meta: SnapshotMeta,
+        total_len: u64,
+    ) -> Result<SnapshotChunk, Status> {
+        Ok(SnapshotChunk {
+            kind: Some(Kind::Header(SnapshotHeader {
+                vote: wire::encode(&vote, "Vote").expect("vote encodes"),
+                meta: wire::encode(&meta, "SnapshotMeta").expect("meta encodes"),
+                total_len,
+            })),
+        })
+    }
+
     fn header_of_len(total_len: u64) -> Result<SnapshotChunk, Status> {
         let vote = Vote::new(3, 1);
-        let meta = SnapshotMeta::default();
+        let meta = meta();
 
         Ok(SnapshotChunk {
             kind: Some(Kind::Header(SnapshotHeader {
@@ -189,6 +239,38 @@ mod tests {
 
         let error = result.expect_err("length over the limit");
         assert!(error.to_string().contains("exceeds the limit"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn snapshot_newer_than_vote_is_rejected() {
+        let len = image().len() as u64;
+        let newer = SnapshotMeta {
+            last_log_id: Some(openraft::testing::log_id::<keyfleet_raft::TypeConfig>(
+                4, 1, 5,
+            )),
+            ..SnapshotMeta::default()
+        };
+
+        let newer_term = receive(vec![
+            header_with(Vote::new(3, 1), newer, len),
+            data(&image()),
+        ])
+        .await;
+        let no_last = receive(vec![
+            header_with(Vote::new(3, 1), SnapshotMeta::default(), len),
+            data(&image()),
+        ])
+        .await;
+
+        let newer_term = newer_term.expect_err("log id newer than the vote");
+        let no_last = no_last.expect_err("no last log id");
+        assert!(
+            newer_term
+                .to_string()
+                .contains("newer than the sender's vote"),
+            "{newer_term}"
+        );
+        assert!(no_last.to_string().contains("no last log id"), "{no_last}");
     }
 
     #[tokio::test]

@@ -74,12 +74,23 @@ fn init_logging(format: LogFormat) {
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let node = RunningNode::start(config).await?;
+    let mut node = RunningNode::start(config).await?;
 
-    let received = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let fatal = tokio::select! {
+        _ = terminate.recv() => {
+            tracing::info!(signal = "SIGTERM", "shutdown requested");
+            None
+        }
+        _ = interrupt.recv() => {
+            tracing::info!(signal = "SIGINT", "shutdown requested");
+            None
+        }
+        reason = node.raft_stopped() => Some(reason),
     };
-    tracing::info!(signal = received, "shutdown requested");
-    node.shutdown().await
+    node.shutdown().await?;
+
+    match fatal {
+        None => Ok(()),
+        Some(reason) => Err(anyhow::anyhow!("exiting because Raft stopped: {reason}")),
+    }
 }

@@ -27,7 +27,7 @@ pub struct RunningNode {
     api_task: JoinHandle<Result<(), tonic::transport::Error>>,
     stop_raft: oneshot::Sender<()>,
     raft_task: JoinHandle<Result<(), ServerError>>,
-    watcher: JoinHandle<()>,
+    watcher: JoinHandle<String>,
 }
 
 impl RunningNode {
@@ -85,6 +85,14 @@ impl RunningNode {
             raft_task,
             watcher,
         })
+    }
+
+    /// Waits until Raft stops with a fatal error, and returns that error.
+    pub async fn raft_stopped(&mut self) -> String {
+        match (&mut self.watcher).await {
+            Ok(reason) => reason,
+            Err(error) => format!("the Raft watcher task failed: {error}"),
+        }
     }
 
     /// Stops accepting API calls, shuts Raft down (flushing its stores), then stops the Raft

@@ -22,7 +22,10 @@ pub(crate) fn status_of(raft: &Raft) -> StatusResponse {
 
     StatusResponse {
         node_id: metrics.id,
-        state: format!("{:?}", metrics.state),
+        state: match metrics.running_state {
+            Ok(()) => format!("{:?}", metrics.state),
+            Err(_) => "Stopped".to_owned(),
+        },
         current_term: metrics.current_term,
         leader_id,
         leader_api_addr,

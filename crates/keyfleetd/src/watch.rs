@@ -4,11 +4,18 @@ use keyfleet_raft::{NodeId, Raft};
 use openraft::async_runtime::WatchReceiver;
 
 /// Follows the Raft metrics and logs each change of term, leader, state or membership.
-pub(crate) async fn log_raft_changes(node_id: NodeId, raft: Raft) {
+///
+/// Returns when Raft stops with a fatal error, with that error. A node whose Raft has stopped
+/// no longer takes part in the cluster, so the daemon exits and a supervisor can restart it.
+pub(crate) async fn log_raft_changes(node_id: NodeId, raft: Raft) -> String {
     let mut metrics = raft.metrics();
     let mut last = None;
 
     loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            tracing::error!(node_id, error = %fatal, "Raft stopped with a fatal error");
+            return fatal.to_string();
+        }
         let current = {
             let m = metrics.borrow_watched();
             let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
@@ -26,7 +33,8 @@ pub(crate) async fn log_raft_changes(node_id: NodeId, raft: Raft) {
             last = Some(current);
         }
         if metrics.changed().await.is_err() {
-            return;
+            tracing::error!(node_id, "Raft metrics closed: Raft has stopped");
+            return "Raft has stopped".to_owned();
         }
     }
 }

@@ -629,6 +629,9 @@ async fn large_snapshot_reaches_follower() {
 async fn unreachable_learner_is_not_promoted() {
     let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
     let client = cluster.client();
+    // A new leader may not have committed its first entry yet, and until it has, openraft
+    // rejects membership changes as "already undergoing a configuration change".
+    write_ok(&cluster, &client, &register(&user("before"), 3)).await;
     let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
         .await
         .expect("connect to the leader's node API");
