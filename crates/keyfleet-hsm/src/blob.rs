@@ -24,13 +24,13 @@ pub const TAG_LEN: usize = 16;
 /// Largest plaintext that [`crate::Hsm::seal`] accepts.
 pub const MAX_PLAINTEXT_LEN: usize = 1 << 20;
 
-/// What a sealed value is and whom it belongs to. Both parts are bound into the AES-GCM
+/// Context of a sealed value: its purpose and its owner. Both parts are bound into the AES-GCM
 /// associated data, so a blob opens only under the context it was sealed for.
 #[derive(Debug, Clone, Copy)]
 pub struct SealContext<'a> {
-    /// What the plaintext is, for example `"opaque-password-file"`.
+    /// Purpose of the plaintext, for example `"opaque-password-file"`.
     pub purpose: &'a str,
-    /// Which record the plaintext belongs to, for example a user id.
+    /// Id of the record the plaintext belongs to, for example a user id.
     pub record_id: &'a [u8],
 }
 
@@ -100,7 +100,7 @@ impl SealedBlob {
         self.bytes
     }
 
-    /// The label of the key this blob was sealed under.
+    /// Returns the label of the key this blob was sealed under.
     pub fn key_label(&self) -> KeyLabel {
         self.parts()
             .expect("a SealedBlob is parsed on construction")

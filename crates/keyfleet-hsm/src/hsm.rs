@@ -10,7 +10,7 @@ pub type Ed25519Signature = [u8; 64];
 /// An Ed25519 public key in its standard 32-byte encoding.
 pub type Ed25519PublicKey = [u8; 32];
 
-/// What the vault needs from an HSM, and nothing more.
+/// The operations the vault needs from an HSM, and nothing more.
 ///
 /// Keys are named by label and stay in the token. Implementations run their blocking calls off
 /// the async runtime's worker threads.
@@ -58,7 +58,7 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// in order to wrap keys for this one.
     async fn transport_public_key(&self, key: &KeyLabel) -> Result<TransportPublicKey, HsmError>;
 
-    /// Wraps the secret key `key` for the token that holds `recipient`'s private half.
+    /// Wraps the secret key `key` for the token that contains `recipient`'s private half.
     async fn wrap_key(
         &self,
         key: &KeyLabel,
@@ -77,7 +77,7 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// Draws `len` random bytes from the token's generator.
     async fn random_bytes(&self, len: usize) -> Result<SecretBytes, HsmError>;
 
-    /// Makes sure the token holds a key that meets `spec`: generates one when the label is
+    /// Makes sure the token contains a key that meets `spec`: generates one when the label is
     /// free, keeps one that meets it, and rejects one whose attributes are weaker.
     async fn provision(&self, spec: &KeySpec) -> Result<Provisioned, HsmError>;
 }

@@ -14,7 +14,7 @@ impl SecretBytes {
         Self(Zeroizing::new(bytes))
     }
 
-    /// The secret itself. Keep the borrow short and never log it.
+    /// Returns the secret itself. Keep the borrow short and never log it.
     pub fn expose_secret(&self) -> &[u8] {
         &self.0
     }

@@ -21,7 +21,7 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 2 << 30;
 /// the leader's vote and the reassembled snapshot.
 ///
 /// The data must add up to the header's `total_len` and decode as a vault image. A snapshot
-/// that fails either check is rejected here as invalid input, before Raft sees it, because a
+/// that fails either check is rejected here as invalid input, before it reaches Raft, because a
 /// snapshot that fails to install stops the Raft node.
 pub(crate) async fn receive_snapshot<S>(mut stream: S) -> Result<(Vote, Snapshot), ServiceError>
 where
