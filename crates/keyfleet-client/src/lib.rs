@@ -4,7 +4,8 @@
 //! the leader returns `UNAVAILABLE` with the leader's address in the response metadata, and the
 //! client follows it. On `UNAVAILABLE` and connection errors the client retries with bounded,
 //! jittered backoff until the [`RetryPolicy`] deadline. A retried write carries the same request
-//! id, so the state machine applies it at most once and returns the first outcome.
+//! id, so the state machine applies it at most once and returns the first outcome, as long as
+//! the id is among the last `keyfleet_raft::vault::DEDUP_CAPACITY` (100,000) it remembers.
 
 mod client_error;
 mod endpoint;

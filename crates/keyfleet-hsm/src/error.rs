@@ -109,7 +109,7 @@ pub enum HsmError {
 }
 
 impl HsmError {
-    /// Whether the failure may clear on a new session: a closed session or a stale handle.
+    /// Returns whether the failure may clear on a new session: a closed session or a stale handle.
     /// A wrong PIN, a missing token or key and an unsupported mechanism are permanent.
     pub fn is_transient(&self) -> bool {
         matches!(

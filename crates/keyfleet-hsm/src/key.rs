@@ -60,7 +60,7 @@ impl fmt::Debug for KeyLabel {
     }
 }
 
-/// What a token key is for, which fixes its PKCS#11 type, size and permitted mechanisms.
+/// Use of a token key, which fixes its PKCS#11 type, size and permitted mechanisms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyKind {
@@ -76,7 +76,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    /// Whether this kind is a secret key, and so can be wrapped and moved to another token.
+    /// Returns whether this kind is a secret key, which can be wrapped and moved to another token.
     pub fn is_secret_key(self) -> bool {
         matches!(self, Self::SealAes256 | Self::HmacSha512)
     }

@@ -186,7 +186,7 @@ mod tests {
         header_of_len(image().len() as u64)
     }
 
-    /// A valid snapshot: the encoding of an empty vault image.
+    /// Returns a valid snapshot: the encoding of an empty vault image.
     fn image() -> Vec<u8> {
         keyfleet_raft::VaultImage::default()
             .encode()

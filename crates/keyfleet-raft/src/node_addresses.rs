@@ -3,7 +3,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::Serialize;
 
-/// Where a fleet member listens, as stored in the Raft membership.
+/// Listen addresses of a fleet member, as stored in the Raft membership.
 ///
 /// Membership carries both addresses so that any node can tell a client where the leader's
 /// node API is, and so that peers can reach each other's Raft service.

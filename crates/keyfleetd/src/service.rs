@@ -319,7 +319,7 @@ impl Node for NodeService {
     }
 }
 
-/// The last log index the leader knows `node` has replicated; `None` on a follower or for a node
+/// Returns the last log index the leader has seen `node` replicate; `None` on a follower or for a node
 /// the leader has not reached.
 fn matched_index(metrics: &openraft::RaftMetrics<TypeConfig>, node: NodeId) -> Option<u64> {
     let replication = metrics.replication.as_ref()?;

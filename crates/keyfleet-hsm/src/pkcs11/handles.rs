@@ -100,7 +100,7 @@ pub(super) fn find_uncached(
     }
 }
 
-/// Whether any token object, of any class, carries `label`.
+/// Returns whether any token object, of any class, carries `label`.
 pub(super) fn label_in_use(
     session: &Session,
     token: &str,

@@ -124,7 +124,7 @@ impl Pkcs11Hsm {
         })
     }
 
-    /// The token's label.
+    /// Returns the token's label.
     pub fn token_label(&self) -> &str {
         self.inner.pool.token()
     }

@@ -54,7 +54,7 @@ fn initialize(context: &Pkcs11, path: &Path) -> Result<(), HsmError> {
     }
 }
 
-/// The slot that holds the token `selector` names. Slots are never chosen by number.
+/// Finds the slot that contains the token `selector` names. Slots are never chosen by number.
 pub(super) fn find_token(
     context: &Pkcs11,
     module: &Path,

@@ -388,16 +388,7 @@ fn derive_kek(
     wrap: bool,
 ) -> Result<ObjectHandle, HsmError> {
     let params = Ecdh1DeriveParams::new(EcKdf::null(), peer.as_sec1());
-    let template = [
-        Attribute::Class(KeyObject::Secret.class()),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::ValueLen(32u64.into()),
-        Attribute::Token(false),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Wrap(wrap),
-        Attribute::Unwrap(!wrap),
-    ];
+    let template = policy::session_wrapping_key_template(wrap);
     call.session
         .derive_key(&Mechanism::Ecdh1Derive(params), private, &template)
         .map_err(|error| call.fail("C_DeriveKey", error))

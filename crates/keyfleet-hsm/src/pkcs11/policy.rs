@@ -188,15 +188,7 @@ fn measure_secret_len(
         return Ok(None);
     }
 
-    let template = [
-        Attribute::Class(KeyObject::Secret.class()),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::ValueLen(32u64.into()),
-        Attribute::Token(false),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Wrap(true),
-    ];
+    let template = session_wrapping_key_template(true);
     let kek = session
         .generate_key(&Mechanism::AesKeyGen, &template)
         .map_err(|error| device_error("C_GenerateKey", token, error))?;
@@ -207,6 +199,21 @@ fn measure_secret_len(
 
     let wrapped = wrapped.map_err(|error| device_error("C_WrapKey", token, error))?;
     Ok(Some(wrapped.len().saturating_sub(8) as u64))
+}
+
+/// Attributes of a session-only AES-256 key that wraps (`wrap` true) or unwraps other keys and
+/// never leaves the token.
+pub(super) fn session_wrapping_key_template(wrap: bool) -> [Attribute; 8] {
+    [
+        Attribute::Class(KeyObject::Secret.class()),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32u64.into()),
+        Attribute::Token(false),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(wrap),
+        Attribute::Unwrap(!wrap),
+    ]
 }
 
 /// The attributes of a key object that the policy looks at.
@@ -223,7 +230,7 @@ struct Observed {
 
 impl Observed {
     fn read(session: &Session, token: &str, handle: ObjectHandle) -> Result<Self, HsmError> {
-        let wanted = [
+        let requested = [
             AttributeType::KeyType,
             AttributeType::ValueLen,
             AttributeType::Sensitive,
@@ -236,7 +243,7 @@ impl Observed {
             AttributeType::EcParams,
         ];
         let attributes = session
-            .get_attributes(handle, &wanted)
+            .get_attributes(handle, &requested)
             .map_err(|error| device_error("C_GetAttributeValue", token, error))?;
 
         let mut observed = Self::default();
