@@ -26,6 +26,10 @@ pub struct Request {
 pub enum Command {
     /// Creates or replaces the user's record, with no guesses used and status `Registered`.
     Register {
+        /// Record version the registration was started at, 0 for no record. The command
+        /// changes nothing unless the record still has it, so a registration ticket works once.
+        /// `None` registers whatever the record's state.
+        expected_version: Option<u64>,
         /// User to register.
         user: UserId,
         /// OPAQUE password file, sealed by the HSM.
@@ -61,6 +65,9 @@ pub enum Command {
     Lock {
         /// User to lock.
         user: UserId,
+        /// Record version the lock decision was made at. The command changes nothing unless
+        /// the record still has it. `None` locks whatever the record's state.
+        expected_version: Option<u64>,
     },
 
     /// Sets the fleet-wide OPAQUE server setup and fleet metadata, once.

@@ -27,6 +27,13 @@ pub enum StoreError {
         source: io::Error,
     },
 
+    /// Compacting the log file after a purge failed.
+    #[error("failed to compact the log file after a purge: {source}")]
+    Compact {
+        /// Error from redb.
+        source: redb::CompactionError,
+    },
+
     /// A redb transaction, table or commit failed.
     #[error("redb operation failed: {0}")]
     Redb(#[from] redb::Error),

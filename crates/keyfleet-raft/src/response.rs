@@ -75,6 +75,12 @@ pub enum RegisterOutcome {
         /// Version of the new record.
         version: u64,
     },
+
+    /// The record's version is not the expected one, so nothing changed.
+    VersionMismatch {
+        /// Version the record has now, 0 when there is no record.
+        current_version: u64,
+    },
 }
 
 /// Outcome of `ConsumeGuess`.
@@ -155,6 +161,12 @@ pub enum LockOutcome {
 
     /// No record exists for the user.
     NotFound,
+
+    /// The record's version is not the expected one, so nothing changed.
+    VersionMismatch {
+        /// Version the record has now.
+        current_version: u64,
+    },
 }
 
 /// Outcome of `InitFleet`.

@@ -14,6 +14,7 @@ use redb::ReadTransaction;
 use redb::ReadableDatabase;
 use redb::TableDefinition;
 use redb::WriteTransaction;
+use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::error::report;
@@ -29,6 +30,8 @@ use crate::redb_tables::RedbTables;
 use crate::redb_tables::read_fleet;
 use crate::redb_tables::read_image;
 use crate::redb_tables::read_user;
+use crate::response::EraseOutcome;
+use crate::response::LockOutcome;
 use crate::response::Response;
 use crate::snapshot_builder::SnapshotBuilder;
 use crate::type_config::Entry;
@@ -64,6 +67,7 @@ const SNAPSHOT_DATA_KEY: &str = "data";
 pub struct StateMachineStore {
     db: Arc<Database>,
     dedup_capacity: u64,
+    erasures: Arc<watch::Sender<u64>>,
 }
 
 impl StateMachineStore {
@@ -87,7 +91,15 @@ impl StateMachineStore {
         Ok(Self {
             db: Arc::new(db),
             dedup_capacity,
+            erasures: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// Returns a receiver of the log index of the last applied command that erased a record's
+    /// sealed blobs (a `Lock` that locked or an `Erase` that erased), 0 before the first one
+    /// since this store was opened. The node compacts its log and snapshot past that index.
+    pub fn erasures(&self) -> watch::Receiver<u64> {
+        self.erasures.subscribe()
     }
 
     /// Returns the applied record of `user`.
@@ -172,16 +184,23 @@ fn write_applied_state(
     Ok(())
 }
 
+/// Responses of one apply batch, and the log index of its last erasing command.
+struct AppliedBatch {
+    responses: Vec<Response>,
+    last_erasure: Option<u64>,
+}
+
 /// Applies `entries` in one durable transaction and returns one response per entry.
 fn apply_batch(
     db: &Database,
     entries: Vec<Entry>,
     dedup_capacity: u64,
-) -> Result<Vec<Response>, StoreError> {
+) -> Result<AppliedBatch, StoreError> {
     let txn = begin_durable_write(db)?;
     let mut responses = Vec::with_capacity(entries.len());
     let mut last_membership = None;
     let mut last_applied = None;
+    let mut last_erasure = None;
 
     {
         let mut tables = RedbTables::open(&txn)?;
@@ -198,6 +217,9 @@ fn apply_batch(
                 }
             };
 
+            if erases_blobs(&response) {
+                last_erasure = Some(entry.log_id.index);
+            }
             responses.push(response);
             last_applied = Some(entry.log_id);
         }
@@ -206,7 +228,20 @@ fn apply_batch(
     write_applied_state(&txn, &last_applied, last_membership.as_ref())?;
 
     txn.commit()?;
-    Ok(responses)
+    Ok(AppliedBatch {
+        responses,
+        last_erasure,
+    })
+}
+
+/// Returns true for the outcomes that removed a record's sealed blobs from the tables. A retry
+/// answered from the dedup table returns the same outcome, which is harmless: it only asks for
+/// one more compaction.
+fn erases_blobs(response: &Response) -> bool {
+    matches!(
+        response,
+        Response::Lock(LockOutcome::Locked { .. }) | Response::Erase(EraseOutcome::Erased)
+    )
 }
 
 /// Replaces the vault tables, the applied state and the current snapshot in one durable
@@ -309,11 +344,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
         let db = self.db.clone();
         let dedup_capacity = self.dedup_capacity;
-        let responses = run_blocking(move || apply_batch(&db, entries, dedup_capacity))
+        let applied = run_blocking(move || apply_batch(&db, entries, dedup_capacity))
             .await
             .map_err(report("apply log entries"))?;
 
-        send_responses(responders, responses);
+        if let Some(index) = applied.last_erasure {
+            self.erasures.send_replace(index);
+        }
+        send_responses(responders, applied.responses);
         Ok(())
     }
 

@@ -101,11 +101,18 @@ fn run_command<T: VaultTables>(
 ) -> Result<Response, T::Error> {
     let response = match command {
         Command::Register {
+            expected_version,
             user,
             password_file,
             sealed_secret,
             max_guesses,
         } => {
+            let current_version = tables.user(user)?.map_or(0, |record| record.version);
+            if expected_version.is_some_and(|expected| expected != current_version) {
+                let outcome = RegisterOutcome::VersionMismatch { current_version };
+                return Ok(Response::Register(outcome));
+            }
+
             let record = UserRecord {
                 password_file: password_file.clone(),
                 sealed_secret: sealed_secret.clone(),
@@ -128,7 +135,10 @@ fn run_command<T: VaultTables>(
 
         Command::Erase { user } => Response::Erase(erase(tables, user)?),
 
-        Command::Lock { user } => Response::Lock(lock(tables, log_index, user)?),
+        Command::Lock {
+            user,
+            expected_version,
+        } => Response::Lock(lock(tables, log_index, user, *expected_version)?),
 
         Command::InitFleet {
             fleet_id,
@@ -236,10 +246,17 @@ fn lock<T: VaultTables>(
     tables: &mut T,
     log_index: u64,
     user: &UserId,
+    expected_version: Option<u64>,
 ) -> Result<LockOutcome, T::Error> {
     let Some(mut record) = tables.user(user)? else {
         return Ok(LockOutcome::NotFound);
     };
+
+    if expected_version.is_some_and(|expected| expected != record.version) {
+        return Ok(LockOutcome::VersionMismatch {
+            current_version: record.version,
+        });
+    }
 
     if record.status == UserStatus::Locked {
         return Ok(LockOutcome::AlreadyLocked {
@@ -247,10 +264,12 @@ fn lock<T: VaultTables>(
         });
     }
 
-    // Zeroizing a blob also empties it.
-    // NOTE: this erases the blobs from the vault tables only. Copies stay in the Raft log entry
-    // of the `Register` until the log is purged, in the current snapshot until the next one is
-    // built, and in freed redb pages until redb reuses them. All of them are HSM-sealed.
+    // Zeroizing a blob also empties it. Copies stay in the Raft log entry of the `Register`
+    // until the log is purged, and in the current snapshot until the next one is built: the
+    // state machine reports every applied lock and erase (`StateMachineStore::erasures`) so
+    // that the node can compact at once.
+    // NOTE: freed redb pages keep the old bytes until redb reuses them. The blobs are
+    // HSM-sealed, so those bytes open only with the fleet sealing key.
     record.password_file.zeroize();
     record.sealed_secret.zeroize();
     record.status = UserStatus::Locked;

@@ -134,6 +134,7 @@ fn lock_erases_password_file_and_secret() {
         2,
         Command::Lock {
             user: user("alice"),
+            expected_version: None,
         },
     );
     assert_eq!(response, Response::Lock(LockOutcome::Locked { version: 2 }));
@@ -147,6 +148,7 @@ fn lock_erases_password_file_and_secret() {
         3,
         Command::Lock {
             user: user("alice"),
+            expected_version: None,
         },
     );
     assert_eq!(
@@ -234,6 +236,7 @@ fn register_replaces_locked_record() {
         2,
         Command::Lock {
             user: user("alice"),
+            expected_version: None,
         },
     );
 
@@ -335,6 +338,7 @@ fn invalid_commands_rejected_without_change() {
     let long_blob = vault.run(
         2,
         Command::Register {
+            expected_version: None,
             user: user("alice"),
             password_file: oversized,
             sealed_secret: SealedBlob::default(),
@@ -484,4 +488,79 @@ proptest! {
             prop_assert_eq!(actual, expected_indexes);
         }
     }
+}
+
+#[test]
+fn register_checks_expected_version() {
+    let mut vault = Applier::new(DEDUP_CAPACITY);
+    let conditional = |expected_version| Command::Register {
+        expected_version: Some(expected_version),
+        user: user("alice"),
+        password_file: SealedBlob::new(b"second password file".to_vec()),
+        sealed_secret: SealedBlob::new(b"second secret".to_vec()),
+        max_guesses: 4,
+    };
+
+    let on_missing_record = vault.run(1, conditional(5));
+    assert_eq!(
+        on_missing_record,
+        Response::Register(RegisterOutcome::VersionMismatch { current_version: 0 })
+    );
+    assert!(vault.tables.user(&user("alice")).unwrap().is_none());
+
+    let created = vault.run(2, conditional(0));
+    assert_eq!(
+        created,
+        Response::Register(RegisterOutcome::Created { version: 2 })
+    );
+
+    let replayed = vault.run(3, conditional(0));
+    assert_eq!(
+        replayed,
+        Response::Register(RegisterOutcome::VersionMismatch { current_version: 2 })
+    );
+
+    let replaced = vault.run(4, conditional(2));
+    assert_eq!(
+        replaced,
+        Response::Register(RegisterOutcome::Replaced { version: 4 })
+    );
+    let record = vault.tables.user(&user("alice")).unwrap().unwrap();
+    assert_eq!(record.version, 4);
+}
+
+#[test]
+fn lock_checks_expected_version() {
+    let mut vault = Applier::new(DEDUP_CAPACITY);
+    vault.run(1, register_command("alice", 3));
+    vault.run(
+        2,
+        Command::ConsumeGuess {
+            user: user("alice"),
+        },
+    );
+
+    let stale = vault.run(
+        3,
+        Command::Lock {
+            user: user("alice"),
+            expected_version: Some(1),
+        },
+    );
+    assert_eq!(
+        stale,
+        Response::Lock(LockOutcome::VersionMismatch { current_version: 2 })
+    );
+    let record = vault.tables.user(&user("alice")).unwrap().unwrap();
+    assert_eq!(record.status, UserStatus::Registered);
+    assert!(!record.password_file.is_empty());
+
+    let current = vault.run(
+        4,
+        Command::Lock {
+            user: user("alice"),
+            expected_version: Some(2),
+        },
+    );
+    assert_eq!(current, Response::Lock(LockOutcome::Locked { version: 4 }));
 }

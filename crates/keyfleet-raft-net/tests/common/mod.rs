@@ -108,6 +108,7 @@ pub fn register_request(user: &str, seq: u8) -> Request {
     Request {
         request_id: RequestId::from_bytes([seq; 16]),
         command: Command::Register {
+            expected_version: None,
             user: UserId::new(user).expect("test user id is valid"),
             password_file: SealedBlob::new(vec![seq; 32]),
             sealed_secret: SealedBlob::new(vec![seq.wrapping_add(1); 32]),

@@ -64,6 +64,7 @@ pub fn register(id: u8, name: &str, max_guesses: u32) -> Request {
     Request {
         request_id: request_id(id),
         command: Command::Register {
+            expected_version: None,
             user: user(name),
             password_file: SealedBlob::new(format!("password file of {name}").into_bytes()),
             sealed_secret: SealedBlob::new(format!("secret of {name}").into_bytes()),
@@ -84,7 +85,10 @@ pub fn consume_guess(id: u8, name: &str) -> Request {
 pub fn lock(id: u8, name: &str) -> Request {
     Request {
         request_id: request_id(id),
-        command: Command::Lock { user: user(name) },
+        command: Command::Lock {
+            user: user(name),
+            expected_version: None,
+        },
     }
 }
 

@@ -58,6 +58,7 @@ pub fn request_with_id(id: u16, command: Command) -> Request {
 /// Builds a `Register` command with fixed blobs.
 pub fn register_command(name: &str, max_guesses: u32) -> Command {
     Command::Register {
+        expected_version: None,
         user: user(name),
         password_file: SealedBlob::new(b"password file".to_vec()),
         sealed_secret: SealedBlob::new(b"secret".to_vec()),
@@ -98,6 +99,7 @@ pub fn to_command(op: &Op, tables: &MemoryTables) -> Command {
         },
         Op::Lock { user } => Command::Lock {
             user: super::user(&user_name(*user)),
+            expected_version: None,
         },
         Op::InitFleet { variant } => init_fleet_command("fleet", &[*variant], 1),
     }
