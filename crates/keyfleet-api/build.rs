@@ -3,7 +3,11 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-const PROTO_FILES: [&str; 2] = ["keyfleet/node/v1/node.proto", "keyfleet/raft/v1/raft.proto"];
+const PROTO_FILES: [&str; 3] = [
+    "keyfleet/node/v1/node.proto",
+    "keyfleet/raft/v1/raft.proto",
+    "keyfleet/v1/vault.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

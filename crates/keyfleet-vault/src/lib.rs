@@ -40,7 +40,7 @@ pub use limits::{
 };
 pub use protocol::{KE_CONTEXT, PROTOCOL_V1_KSF, PROTOCOL_VERSION, client_identifiers};
 pub use record::{RecordState, StoredRecord};
-pub use recovery::{RecoveredSecret, RecoveryStart};
+pub use recovery::{LoginAttempt, RecoveredSecret, RecoveryStart};
 pub use registration::{RegisteredRecord, RegistrationStart};
 pub use secret_transport::open_recovered_secret;
 pub use session_key::{SESSION_KEY_LEN, SessionKey};

@@ -34,6 +34,17 @@ pub struct RecoveryStart {
     pub ticket: LoginTicket,
 }
 
+/// A KE3 checked against its login ticket.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// The record state bound into the ticket: the version and guess count right after the
+    /// guess of this login was counted.
+    pub issued_at: RecordState,
+    /// The OPAQUE session key when the KE3 verified; `None` for a wrong password or an unknown
+    /// user.
+    pub session_key: Option<SessionKey>,
+}
+
 /// A verified recovery.
 #[derive(Debug)]
 pub struct RecoveredSecret {
@@ -132,6 +143,36 @@ impl Vault {
         finalization: &[u8],
         record: Option<&StoredRecord>,
     ) -> Result<RecoveredSecret, VaultError> {
+        let attempt = self.recovery_verify(user, ticket, finalization).await?;
+        let Some(session_key) = attempt.session_key else {
+            return Err(VaultError::WrongPassword);
+        };
+
+        let record = check_unchanged(record, attempt.issued_at)?;
+        let encrypted_secret = self
+            .encrypt_recovered_secret(user, &session_key, record)
+            .await?;
+
+        Ok(RecoveredSecret {
+            session_key,
+            encrypted_secret,
+            issued_at: attempt.issued_at,
+        })
+    }
+
+    /// Opens the login ticket and verifies the client's KE3 against it, reading no record.
+    ///
+    /// A KE3 that does not verify is not an error here: the attempt then has no session key,
+    /// and the caller decides whether the failed guess locks the record.
+    ///
+    /// # Errors
+    /// A malformed KE3, and a ticket that is invalid, expired or for another user.
+    pub async fn recovery_verify(
+        &self,
+        user: &str,
+        ticket: &LoginTicket,
+        finalization: &[u8],
+    ) -> Result<LoginAttempt, VaultError> {
         check_user_id(user)?;
         check_message_len(KE3, finalization, CREDENTIAL_FINALIZATION_LEN)?;
 
@@ -156,21 +197,46 @@ impl Vault {
                 }
             })?;
 
-        let finished = server_login
+        let session_key = server_login
             .finish(finalization, self.login_parameters(user))
-            .map_err(|_| VaultError::WrongPassword)?;
-        let session_key = SessionKey::new(session_key_bytes(&finished.session_key));
+            .ok()
+            .map(|finished| SessionKey::new(session_key_bytes(&finished.session_key)));
 
-        let record = check_unchanged(record, claims.record)?;
-        let secret = self.unseal_client_secret(user, record).await?;
-        let encrypted_secret =
-            seal_for_session(session_key.expose_secret(), user, secret.expose_secret());
-
-        Ok(RecoveredSecret {
-            session_key,
-            encrypted_secret,
+        Ok(LoginAttempt {
             issued_at: claims.record,
+            session_key,
         })
+    }
+
+    /// Unseals `record`'s client ciphertext and encrypts it under a key derived from
+    /// `session_key`, as [`crate::open_recovered_secret`] expects.
+    pub async fn encrypt_recovered_secret(
+        &self,
+        user: &str,
+        session_key: &SessionKey,
+        record: &StoredRecord,
+    ) -> Result<Vec<u8>, VaultError> {
+        let secret = self.unseal_client_secret(user, record).await?;
+
+        Ok(seal_for_session(
+            session_key.expose_secret(),
+            user,
+            secret.expose_secret(),
+        ))
+    }
+
+    /// Checks that `request` is a well-formed KE1 for `user`, with no HSM call, so that the
+    /// caller can reject it before it counts a guess.
+    pub fn check_credential_request(user: &str, request: &[u8]) -> Result<(), VaultError> {
+        check_user_id(user)?;
+        check_message_len(KE1, request, CREDENTIAL_REQUEST_LEN)?;
+
+        CredentialRequest::<Suite>::deserialize(request)
+            .map(drop)
+            .map_err(|error| VaultError::MalformedMessage {
+                message: KE1,
+                reason: format!("{error:?}"),
+            })
     }
 
     fn login_parameters<'a>(&'a self, user: &'a str) -> ServerLoginParameters<'a, 'a> {

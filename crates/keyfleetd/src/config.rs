@@ -38,6 +38,7 @@ pub struct NodeConfig {
     #[serde(default)]
     pub raft: RaftSettings,
     pub hsm: HsmConfig,
+    pub vault: VaultSettings,
 }
 
 /// Log line format.
@@ -88,6 +89,52 @@ impl Default for RaftSettings {
             learner_catch_up_timeout_ms: 30_000,
         }
     }
+}
+
+/// The public vault API: the fleet, guess limits, tickets and trusted tenants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    /// Id of the fleet, the same on every node: the OPAQUE server identity and the audience
+    /// (`aud`) of tenant tokens. At most 128 bytes.
+    pub fleet_id: String,
+    /// Most guesses a registration may ask for.
+    #[serde(default = "default_max_guesses")]
+    pub max_guesses_ceiling: u32,
+    /// Guesses a registration gets when it asks for 0. At most `max_guesses_ceiling`.
+    #[serde(default = "default_max_guesses")]
+    pub default_max_guesses: u32,
+    /// Lifetime of registration and login tickets, in seconds.
+    #[serde(default = "default_ticket_ttl_secs")]
+    pub ticket_ttl_secs: u64,
+    /// Longest lifetime (`exp - iat`) a tenant token may have, in seconds.
+    #[serde(default = "default_token_max_lifetime_secs")]
+    pub token_max_lifetime_secs: u64,
+    /// Tenants whose tokens the vault accepts.
+    #[serde(default)]
+    pub tenants: Vec<TenantSettings>,
+}
+
+/// One trusted tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Tenant id, the `iss` of its tokens: 1 to 64 characters of `a-z0-9_-`.
+    pub id: String,
+    /// The tenant's Ed25519 public key: 64 hex characters, or a PEM `PUBLIC KEY` block.
+    pub public_key: String,
+}
+
+fn default_max_guesses() -> u32 {
+    10
+}
+
+fn default_ticket_ttl_secs() -> u64 {
+    keyfleet_vault::DEFAULT_TICKET_TTL_SECS
+}
+
+fn default_token_max_lifetime_secs() -> u64 {
+    3_600
 }
 
 /// Errors in loading or checking the configuration.
@@ -145,10 +192,55 @@ impl NodeConfig {
                 raft.election_timeout_max_ms
             ));
         }
+        self.check_vault()?;
         self.hsm
             .resolve()
             .map(drop)
             .map_err(|error| error.to_string())
+    }
+
+    fn check_vault(&self) -> Result<(), String> {
+        let vault = &self.vault;
+        if vault.fleet_id.is_empty() || vault.fleet_id.len() > keyfleet_raft::MAX_FLEET_ID_LEN {
+            return Err(format!(
+                "vault.fleet_id must be 1 to {} bytes long",
+                keyfleet_raft::MAX_FLEET_ID_LEN
+            ));
+        }
+        if vault.max_guesses_ceiling == 0
+            || vault.default_max_guesses == 0
+            || vault.default_max_guesses > vault.max_guesses_ceiling
+        {
+            return Err(format!(
+                "vault guess limits must satisfy 1 <= default_max_guesses ({}) <= \
+                 max_guesses_ceiling ({})",
+                vault.default_max_guesses, vault.max_guesses_ceiling
+            ));
+        }
+        if vault.ticket_ttl_secs == 0 || vault.token_max_lifetime_secs == 0 {
+            return Err(
+                "vault.ticket_ttl_secs and vault.token_max_lifetime_secs must be positive".into(),
+            );
+        }
+        self.token_verifier().map(drop)
+    }
+
+    /// Builds the verifier of tenant tokens from `[vault]`.
+    pub fn token_verifier(&self) -> Result<keyfleet_token::TokenVerifier, String> {
+        let vault = &self.vault;
+        let mut verifier = keyfleet_token::TokenVerifier::new(
+            vault.fleet_id.clone(),
+            vault.token_max_lifetime_secs,
+        );
+
+        for tenant in &vault.tenants {
+            let key = keyfleet_token::TenantPublicKey::parse(&tenant.public_key)
+                .map_err(|error| format!("vault.tenants {:?}: public_key: {error}", tenant.id))?;
+            verifier
+                .trust(&tenant.id, key)
+                .map_err(|error| format!("vault.tenants {:?}: {error}", tenant.id))?;
+        }
+        Ok(verifier)
     }
 
     /// Returns the Raft address peers dial.
@@ -202,6 +294,8 @@ mod tests {
         module = "/usr/lib/softhsm/libsofthsm2.so"
         token_label = "node-2"
         pin_env = "KEYFLEET_HSM_PIN"
+        [vault]
+        fleet_id = "test-fleet"
     "#;
 
     #[test]
@@ -233,6 +327,14 @@ mod tests {
             (
                 VALID.replace("pin_env", "pin"),
                 "not accepted in the configuration file",
+            ),
+            (
+                format!("{VALID}\ndefault_max_guesses = 11"),
+                "default_max_guesses (11) <= max_guesses_ceiling (10)",
+            ),
+            (
+                format!("{VALID}\n[[vault.tenants]]\nid = \"app\"\npublic_key = \"abcd\""),
+                "vault.tenants \"app\": public_key",
             ),
         ];
 

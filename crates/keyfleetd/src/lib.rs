@@ -1,13 +1,23 @@
-//! keyfleetd, the keyfleet node daemon, as a library: configuration, the node API service and
-//! the node's lifecycle. `src/main.rs` adds argument parsing, logging and signal handling.
+//! keyfleetd, the keyfleet node daemon, as a library: configuration, the node API service,
+//! the node's lifecycle and the fleet key ceremony ([`keys`]). `src/main.rs` adds argument
+//! parsing and signal handling.
 
+mod compactor;
 mod config;
+mod error_status;
+pub mod keys;
 mod leader_hint;
+mod logging;
 mod node;
+mod replica;
 mod service;
 mod status;
+mod vault;
 mod watch;
 
-pub use config::{ConfigError, ENV_PREFIX, LogFormat, NodeConfig, RaftSettings};
+pub use config::{
+    ConfigError, ENV_PREFIX, LogFormat, NodeConfig, RaftSettings, TenantSettings, VaultSettings,
+};
+pub use logging::{NODE_LOG_FILTER, init_logging};
 pub use node::RunningNode;
 pub use service::NodeService;

@@ -1,17 +1,29 @@
 //! `keyfleetd --config PATH`: runs one keyfleet node until SIGTERM or SIGINT.
+//! `keyfleetd keys ...`: runs one step of the offline fleet key ceremony (`keyfleetd::keys`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use keyfleetd::{LogFormat, NodeConfig, RunningNode};
+use keyfleetd::{NODE_LOG_FILTER, NodeConfig, RunningNode, init_logging};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: keyfleetd --config PATH\n\n\
-    Runs one keyfleet node. Every configuration key can be overridden with an environment\n\
-    variable KEYFLEETD_<KEY>, with __ between table levels (KEYFLEETD_RAFT__WRITE_TIMEOUT_MS).";
+const USAGE: &str = "usage: keyfleetd --config PATH\n       \
+    keyfleetd keys generate --config PATH\n       \
+    keyfleetd keys transport-key --config PATH\n       \
+    keyfleetd keys export --config PATH --recipient HEX --out FILE [--force]\n       \
+    keyfleetd keys import --config PATH --in FILE\n\n\
+    With --config alone, runs one keyfleet node. Every configuration key can be overridden with\n\
+    an environment variable KEYFLEETD_<KEY>, with __ between table levels\n\
+    (KEYFLEETD_RAFT__WRITE_TIMEOUT_MS). The keys commands move the fleet keys between nodes'\n\
+    HSM tokens; `keyfleetd keys --help` describes them.";
 
 fn main() -> ExitCode {
-    let path = match config_path() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|first| first == "keys") {
+        return keyfleetd::keys::main(&args[1..]);
+    }
+
+    let path = match config_path(&args) {
         Ok(path) => path,
         Err(message) => {
             eprintln!("{message}\n\n{USAGE}");
@@ -25,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    init_logging(config.log_format, NODE_LOG_FILTER);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,31 +55,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_path() -> Result<PathBuf, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
+fn config_path(args: &[String]) -> Result<PathBuf, String> {
+    match args {
         [flag, path] if flag == "--config" => Ok(PathBuf::from(path)),
         [flag] if flag == "--help" || flag == "-h" => Err(String::new()),
         _ => Err("keyfleetd: expected --config PATH".to_owned()),
-    }
-}
-
-/// Default log filter, overridden by `RUST_LOG`. cryptoki 0.12 logs an ERROR for every vendor
-/// mechanism it has no name for while listing a token's mechanisms, which is noise here.
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,cryptoki::mechanism=off";
-
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -1,18 +1,23 @@
 //! A running keyfleet node: HSM, Raft storage, the Raft service and the node API.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use keyfleet_api::node::node_server::NodeServer;
+use keyfleet_api::vault::vault_server::VaultServer;
 use keyfleet_hsm::{Exportability, Hsm, KeyKind, KeySpec, Pkcs11Hsm};
 use keyfleet_raft::{Raft, open_node_storage};
 use keyfleet_raft_net::{GrpcNetworkFactory, MAX_MESSAGE_BYTES, RaftServer, ServerError};
+use keyfleet_vault::VaultConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::NodeConfig;
+use crate::replica::Replica;
 use crate::service::NodeService;
+use crate::vault::{FleetCore, GuessLimits, MAX_VAULT_REQUEST_BYTES, VaultService};
 
 /// Maximum wait for in-flight node API calls to finish at shutdown.
 const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -22,7 +27,8 @@ const API_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct RunningNode {
     node_id: u64,
     raft: Raft,
-    hsm: Pkcs11Hsm,
+    hsm: Arc<Pkcs11Hsm>,
+    background: Vec<JoinHandle<()>>,
     stop_api: oneshot::Sender<()>,
     api_task: JoinHandle<Result<(), tonic::transport::Error>>,
     stop_raft: oneshot::Sender<()>,
@@ -36,7 +42,10 @@ impl RunningNode {
         let node_id = config.node_id;
         tracing::info!(node_id, data_dir = %config.data_dir.display(), "starting keyfleet node");
 
-        let hsm = open_hsm(&config).await?;
+        let hsm = Arc::new(open_hsm(&config).await?);
+        let verifier = config
+            .token_verifier()
+            .map_err(|message| anyhow::anyhow!("invalid [vault] configuration: {message}"))?;
         let (log_store, state_machine) = open_node_storage(&config.data_dir)
             .with_context(|| format!("opening the stores in {}", config.data_dir.display()))?;
         let raft_config = config.openraft_config().context("invalid Raft timings")?;
@@ -56,17 +65,44 @@ impl RunningNode {
         let (stop_raft, raft_stopped) = oneshot::channel::<()>();
         let raft_task = tokio::spawn(raft_server.serve_with_shutdown(signal(raft_stopped)));
 
-        let write_timeout = Duration::from_millis(config.raft.write_timeout_ms);
-        let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
-        let service = NodeService::new(
+        let erasures = state_machine.erasures();
+        let replica = Replica {
             node_id,
-            raft.clone(),
+            raft: raft.clone(),
             state_machine,
-            write_timeout,
-            catch_up_timeout,
-        );
+            write_timeout: Duration::from_millis(config.raft.write_timeout_ms),
+        };
+        let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
+        let node_service = NodeService::new(replica.clone(), catch_up_timeout);
+
+        let core = Arc::new(FleetCore::new(
+            replica.clone(),
+            hsm.clone(),
+            vault_config(&config),
+        ));
+        let limits = GuessLimits {
+            default_max_guesses: config.vault.default_max_guesses,
+            max_guesses_ceiling: config.vault.max_guesses_ceiling,
+        };
+        let vault_service = VaultService::new(replica, core.clone(), verifier, limits);
+
         let (stop_api, api_stopped) = oneshot::channel::<()>();
-        let api_task = serve_api(config.api_listen, service, signal(api_stopped)).await?;
+        let api_task = serve_api(
+            config.api_listen,
+            node_service,
+            vault_service,
+            signal(api_stopped),
+        )
+        .await?;
+
+        let background = vec![
+            tokio::spawn(core.initialize_when_leader()),
+            tokio::spawn(crate::compactor::compact_after_erasures(
+                node_id,
+                raft.clone(),
+                erasures,
+            )),
+        ];
 
         let watcher = tokio::spawn(crate::watch::log_raft_changes(node_id, raft.clone()));
         tracing::info!(
@@ -79,6 +115,7 @@ impl RunningNode {
             node_id,
             raft,
             hsm,
+            background,
             stop_api,
             api_task,
             stop_raft,
@@ -114,6 +151,9 @@ impl RunningNode {
             ),
         }
 
+        for task in &self.background {
+            task.abort();
+        }
         self.raft.shutdown().await.context("shutting Raft down")?;
         self.watcher.abort();
         let _ = self.stop_raft.send(());
@@ -135,9 +175,9 @@ async fn signal(stopped: oneshot::Receiver<()>) {
 
 /// Opens the token, provisions the node's own keys and runs the start-up self-test.
 ///
-/// NOTE: the fleet-wide keys (sealing key and OPRF seed) are not provisioned here: they must be
-/// generated once for the fleet and reach every node wrapped, which fleet initialization and
-/// node joins will do. Until then a node checks only its own transport and signing keys.
+/// The fleet-wide keys (sealing key and OPRF seed) are not provisioned here: they are generated
+/// once for the fleet and reach every node wrapped, by the `keyfleetd keys` ceremony. A node
+/// without them serves the vault API as `FLEET_NOT_READY`.
 async fn open_hsm(config: &NodeConfig) -> anyhow::Result<Pkcs11Hsm> {
     let settings = config.hsm.resolve()?;
     let hsm = Pkcs11Hsm::open(&settings).await?;
@@ -162,22 +202,39 @@ async fn open_hsm(config: &NodeConfig) -> anyhow::Result<Pkcs11Hsm> {
     Ok(hsm)
 }
 
+/// Builds the OPAQUE core's configuration from `[vault]` and the key labels of `[hsm.keys]`.
+fn vault_config(config: &NodeConfig) -> VaultConfig {
+    let keys = &config.hsm.keys;
+    let mut vault = VaultConfig::new(
+        config.vault.fleet_id.clone(),
+        keys.seal.clone(),
+        keys.oprf_seed.clone(),
+    );
+    vault.ticket_ttl_secs = config.vault.ticket_ttl_secs;
+    vault
+}
+
+/// Serves the node API and the vault API on `listen`.
 async fn serve_api(
     listen: std::net::SocketAddr,
-    service: NodeService,
+    node_service: NodeService,
+    vault_service: VaultService,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<JoinHandle<Result<(), tonic::transport::Error>>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the node API to {listen}"))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = NodeServer::new(service)
+    let node_server = NodeServer::new(node_service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let vault_server =
+        VaultServer::new(vault_service).max_decoding_message_size(MAX_VAULT_REQUEST_BYTES);
 
     Ok(tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(server)
+            .add_service(node_server)
+            .add_service(vault_server)
             .serve_with_incoming_shutdown(incoming, shutdown),
     ))
 }

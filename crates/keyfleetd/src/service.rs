@@ -9,21 +9,18 @@ use keyfleet_api::node::{
     InitializeRequest, InitializeResponse, Member, ReadRecordRequest, ReadRecordResponse,
     StatusRequest, StatusResponse, WriteRequest, WriteResponse,
 };
-use keyfleet_raft::{NodeAddresses, NodeId, Raft, Request, StateMachineStore, TypeConfig, UserId};
-use openraft::ReadPolicy;
+use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use tonic::{Response, Status};
 
-use crate::leader_hint::{no_quorum, not_leader, raft_stopped};
+use crate::leader_hint::{no_quorum, raft_stopped};
+use crate::replica::Replica;
 
 /// Serves the node API from one Raft node.
 #[derive(Clone)]
 pub struct NodeService {
-    node_id: NodeId,
-    raft: Raft,
-    state_machine: StateMachineStore,
-    write_timeout: Duration,
+    replica: Replica,
     learner_catch_up_timeout: Duration,
 }
 
@@ -33,24 +30,15 @@ const MAX_PROMOTION_LAG: u64 = 100;
 impl std::fmt::Debug for NodeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeService")
-            .field("node_id", &self.node_id)
+            .field("node_id", &self.replica.node_id)
             .finish_non_exhaustive()
     }
 }
 
 impl NodeService {
-    pub fn new(
-        node_id: NodeId,
-        raft: Raft,
-        state_machine: StateMachineStore,
-        write_timeout: Duration,
-        learner_catch_up_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(replica: Replica, learner_catch_up_timeout: Duration) -> Self {
         Self {
-            node_id,
-            raft,
-            state_machine,
-            write_timeout,
+            replica,
             learner_catch_up_timeout,
         }
     }
@@ -61,7 +49,7 @@ impl NodeService {
     /// `replication_lag_threshold` entries, which on a short log is at once, even for a learner
     /// that was never reached. This waits for the learner to acknowledge the entry that added it.
     async fn wait_for_replication(&self, learner: NodeId, index: u64) -> Result<(), Status> {
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.replica.raft.metrics();
         let caught_up = async {
             loop {
                 if matched_index(&metrics.borrow_watched(), learner) >= Some(index) {
@@ -75,10 +63,10 @@ impl NodeService {
 
         match tokio::time::timeout(self.learner_catch_up_timeout, caught_up).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(raft_stopped(self.node_id)),
+            Ok(false) => Err(raft_stopped(self.replica.node_id)),
             Err(_) => {
                 tracing::warn!(
-                    node_id = self.node_id,
+                    node_id = self.replica.node_id,
                     learner,
                     index,
                     "learner did not catch up"
@@ -95,7 +83,7 @@ impl NodeService {
 
     /// Rejects a voter set that would promote a learner lagging behind the leader.
     fn check_promotions(&self, voters: &BTreeSet<NodeId>) -> Result<(), Status> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
+        let metrics = self.replica.raft.metrics().borrow_watched().clone();
         let membership = metrics.membership_config.membership();
         let current: BTreeSet<NodeId> = membership.voter_ids().collect();
         let last_index = metrics.last_log_index.unwrap_or(0);
@@ -113,65 +101,6 @@ impl NodeService {
         }
         Ok(())
     }
-
-    fn timeout_ms(&self) -> u64 {
-        self.write_timeout.as_millis() as u64
-    }
-
-    /// Maps a failed write or membership change to a status, logging what was not routine.
-    fn write_failed(
-        &self,
-        what: &str,
-        error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
-    ) -> Status {
-        match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-                not_leader(self.node_id, &forward)
-            }
-            RaftError::APIError(ClientWriteError::LogEntryDiscarded(forward)) => {
-                tracing::warn!(node_id = self.node_id, what, leader = ?forward.leader_id, "proposal discarded by a leader change");
-                Status::unavailable(format!(
-                    "{what} was discarded by a leader change before it committed; its outcome is \
-                     unknown, so retry with the same request id"
-                ))
-            }
-            RaftError::APIError(other) => {
-                tracing::warn!(node_id = self.node_id, what, error = %other, "request rejected");
-                Status::failed_precondition(format!("{what} rejected: {other}"))
-            }
-            RaftError::Fatal(fatal) => {
-                tracing::error!(node_id = self.node_id, what, error = %fatal, "Raft has stopped");
-                raft_stopped(self.node_id)
-            }
-        }
-    }
-
-    async fn linearize(&self) -> Result<(), Status> {
-        let read = tokio::time::timeout(
-            self.write_timeout,
-            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-        )
-        .await
-        .map_err(|_| no_quorum(self.node_id, "the read", self.timeout_ms()))?;
-
-        match read {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
-                Err(not_leader(self.node_id, &forward))
-            }
-            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(error))) => {
-                tracing::warn!(node_id = self.node_id, %error, "read rejected: no quorum");
-                Err(Status::unavailable(format!(
-                    "node {} cannot confirm a quorum for the read ({error}); retry",
-                    self.node_id
-                )))
-            }
-            Err(RaftError::Fatal(fatal)) => {
-                tracing::error!(node_id = self.node_id, error = %fatal, "Raft has stopped");
-                Err(raft_stopped(self.node_id))
-            }
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -185,16 +114,13 @@ impl Node for NodeService {
             Status::invalid_argument(format!("invalid command: {rejection:?}"))
         })?;
 
-        let written = tokio::time::timeout(self.write_timeout, self.raft.client_write(request))
-            .await
-            .map_err(|_| no_quorum(self.node_id, "the write", self.timeout_ms()))?
-            .map_err(|error| self.write_failed("the write", error))?;
+        let written = self.replica.write(request).await?;
 
-        let response = postcard::to_allocvec(&written.data)
+        let response = postcard::to_allocvec(&written.response)
             .map_err(|error| Status::internal(format!("encoding the response failed: {error}")))?;
         Ok(Response::new(WriteResponse {
             response,
-            log_index: written.log_id.index,
+            log_index: written.log_index,
         }))
     }
 
@@ -205,11 +131,8 @@ impl Node for NodeService {
         let user = UserId::new(request.into_inner().user)
             .map_err(|error| Status::invalid_argument(format!("invalid user id: {error}")))?;
 
-        self.linearize().await?;
-        let record = self.state_machine.user(&user).await.map_err(|error| {
-            tracing::error!(node_id = self.node_id, %error, "reading the state machine failed");
-            Status::internal(format!("reading the state machine failed: {error}"))
-        })?;
+        self.replica.linearize().await?;
+        let record = self.replica.local_user(&user).await?;
 
         let record = match record {
             Some(record) => postcard::to_allocvec(&record).map_err(|error| {
@@ -218,6 +141,7 @@ impl Node for NodeService {
             None => Vec::new(),
         };
         let applied_index = self
+            .replica
             .raft
             .metrics()
             .borrow_watched()
@@ -234,19 +158,19 @@ impl Node for NodeService {
         request: tonic::Request<InitializeRequest>,
     ) -> Result<Response<InitializeResponse>, Status> {
         let members = members_map(request.into_inner().members)?;
-        tracing::info!(node_id = self.node_id, members = ?members.keys().collect::<Vec<_>>(), "initializing the cluster");
+        tracing::info!(node_id = self.replica.node_id, members = ?members.keys().collect::<Vec<_>>(), "initializing the cluster");
 
-        match self.raft.initialize(members).await {
+        match self.replica.raft.initialize(members).await {
             Ok(()) => Ok(Response::new(InitializeResponse {})),
             Err(RaftError::APIError(InitializeError::NotAllowed(error))) => {
-                tracing::warn!(node_id = self.node_id, %error, "initialize rejected");
+                tracing::warn!(node_id = self.replica.node_id, %error, "initialize rejected");
                 Err(Status::failed_precondition(format!(
                     "node {} is already initialized or has a log ({error}); initialize only a new node, once",
-                    self.node_id
+                    self.replica.node_id
                 )))
             }
             Err(RaftError::APIError(error)) => Err(Status::invalid_argument(error.to_string())),
-            Err(RaftError::Fatal(_)) => Err(raft_stopped(self.node_id)),
+            Err(RaftError::Fatal(_)) => Err(raft_stopped(self.replica.node_id)),
         }
     }
 
@@ -259,17 +183,27 @@ impl Node for NodeService {
             .member
             .ok_or_else(|| Status::invalid_argument("member is missing"))?;
         let (id, addresses) = member_entry(member)?;
-        tracing::info!(node_id = self.node_id, learner = id, %addresses, "adding a learner");
+        tracing::info!(node_id = self.replica.node_id, learner = id, %addresses, "adding a learner");
 
         let written = tokio::time::timeout(
-            self.write_timeout,
-            self.raft.add_learner(id, addresses, true),
+            self.replica.write_timeout,
+            self.replica.raft.add_learner(id, addresses, true),
         )
         .await
-        .map_err(|_| no_quorum(self.node_id, "adding the learner", self.timeout_ms()))?
-        .map_err(|error| self.write_failed("adding the learner", error))?;
+        .map_err(|_| {
+            no_quorum(
+                self.replica.node_id,
+                "adding the learner",
+                self.replica.timeout_ms(),
+            )
+        })?
+        .map_err(|error| self.replica.write_failed("adding the learner", error))?;
         self.wait_for_replication(id, written.log_id.index).await?;
-        tracing::info!(node_id = self.node_id, learner = id, "learner caught up");
+        tracing::info!(
+            node_id = self.replica.node_id,
+            learner = id,
+            "learner caught up"
+        );
         Ok(Response::new(AddLearnerResponse {
             log_index: written.log_id.index,
         }))
@@ -287,7 +221,7 @@ impl Node for NodeService {
             ));
         }
         tracing::info!(
-            node_id = self.node_id,
+            node_id = self.replica.node_id,
             ?voters,
             retain = request.retain,
             "changing membership"
@@ -295,13 +229,22 @@ impl Node for NodeService {
 
         self.check_promotions(&voters)?;
 
-        let change = self.raft.change_membership(voters.clone(), request.retain);
-        let written = tokio::time::timeout(self.write_timeout, change)
+        let change = self
+            .replica
+            .raft
+            .change_membership(voters.clone(), request.retain);
+        let written = tokio::time::timeout(self.replica.write_timeout, change)
             .await
-            .map_err(|_| no_quorum(self.node_id, "the membership change", self.timeout_ms()))?
-            .map_err(|error| self.write_failed("the membership change", error))?;
+            .map_err(|_| {
+                no_quorum(
+                    self.replica.node_id,
+                    "the membership change",
+                    self.replica.timeout_ms(),
+                )
+            })?
+            .map_err(|error| self.replica.write_failed("the membership change", error))?;
         tracing::info!(
-            node_id = self.node_id,
+            node_id = self.replica.node_id,
             ?voters,
             log_index = written.log_id.index,
             "membership changed"
@@ -315,7 +258,7 @@ impl Node for NodeService {
         &self,
         _request: tonic::Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(crate::status::status_of(&self.raft)))
+        Ok(Response::new(crate::status::status_of(&self.replica.raft)))
     }
 }
 

@@ -596,6 +596,7 @@ async fn large_snapshot_reaches_follower() {
         let request = keyfleet_raft::Request {
             request_id: common::new_request_id(),
             command: keyfleet_raft::Command::Register {
+                expected_version: None,
                 user: user(&format!("big-{i}")),
                 password_file: keyfleet_raft::SealedBlob::new(vec![i; 64 * 1024]),
                 sealed_secret: keyfleet_raft::SealedBlob::new(vec![!i; 64 * 1024]),

@@ -1,12 +1,14 @@
 //! A process harness for keyfleetd: real daemons on 127.0.0.1, each with its own data directory
 //! and SoftHSM2 token, plus request builders for the tests.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod free_port;
 mod node_process;
 mod raft_timing;
+pub mod raw_vault;
 mod test_cluster;
+mod vault_options;
 
 use std::time::Duration;
 
@@ -18,6 +20,10 @@ use keyfleet_raft::SealedBlob;
 use keyfleet_raft::UserId;
 pub use raft_timing::RaftTiming;
 pub use test_cluster::TestCluster;
+pub use test_cluster::now_unix_secs;
+pub use vault_options::FLEET_ID;
+pub use vault_options::TENANT;
+pub use vault_options::VaultOptions;
 
 /// Upper bound of every wait on cluster state, generous for a loaded 2-core machine that runs
 /// several clusters at once.
@@ -50,6 +56,7 @@ pub fn register(user: &UserId, max_guesses: u32) -> Request {
     Request {
         request_id: new_request_id(),
         command: Command::Register {
+            expected_version: None,
             user: user.clone(),
             password_file: SealedBlob::new(b"test password file".to_vec()),
             sealed_secret: SealedBlob::new(b"test sealed secret".to_vec()),

@@ -34,6 +34,7 @@ pub struct NodeProcess {
     softhsm_conf: PathBuf,
     pin_file: PathBuf,
     timing: RaftTiming,
+    vault_toml: String,
     raft_addr: SocketAddr,
     api_addr: SocketAddr,
     child: Option<Child>,
@@ -43,7 +44,13 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Creates the node's token, PIN file, data directory and configuration under `root`. The
     /// process is not started.
-    pub fn prepare(id: NodeId, root: &Path, lab: &SoftHsmLab, timing: RaftTiming) -> Self {
+    pub fn prepare(
+        id: NodeId,
+        root: &Path,
+        lab: &SoftHsmLab,
+        timing: RaftTiming,
+        vault_toml: String,
+    ) -> Self {
         let pin = format!("pin-{id}-{:08x}", fastrand::u32(..));
         lab.create_token(&token_label(id), &pin);
         let pin_file = lab.write_secret_file(&format!("node-{id}.pin"), &pin);
@@ -57,6 +64,7 @@ impl NodeProcess {
             softhsm_conf: lab.conf_path().to_owned(),
             pin_file,
             timing,
+            vault_toml,
             raft_addr: free_local_address(),
             api_addr: free_local_address(),
             child: None,
@@ -109,6 +117,33 @@ impl NodeProcess {
 
         self.timing = timing;
         self.write_config();
+    }
+
+    /// Runs `keyfleetd keys ARGS --config <this node's configuration>` to completion, and
+    /// returns its output.
+    pub fn run_keys_command(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyfleetd"));
+        command
+            .arg("keys")
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .stdin(Stdio::null());
+
+        command.output().unwrap_or_else(|error| {
+            panic!("failed to run keyfleetd keys for node {}: {error}", self.id)
+        })
+    }
+
+    /// Returns the directory of this node's files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Returns the node's Raft data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
     }
 
     /// Starts `keyfleetd` with stdout and stderr appended to the log file.
@@ -248,6 +283,7 @@ impl NodeProcess {
              log_format = \"text\"\n\
              \n\
              {}\n\
+             {}\n\
              [hsm]\n\
              module = {}\n\
              token_label = \"{}\"\n\
@@ -257,6 +293,7 @@ impl NodeProcess {
             self.raft_addr,
             self.api_addr,
             self.timing.to_toml(),
+            self.vault_toml,
             toml_string(&module),
             token_label(self.id),
             toml_string(&self.pin_file),

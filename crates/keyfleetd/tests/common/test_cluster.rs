@@ -13,10 +13,19 @@ use keyfleet_testkit::SoftHsmLab;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
+use keyfleet_api::vault::GetStateRequest;
+use keyfleet_api::vault::vault_client::VaultClient;
+use keyfleet_token::TenantSigningKey;
+use keyfleet_token::TokenClaims;
+use tonic_types::StatusExt;
+
 use super::WAIT;
 use super::node_process::NodeProcess;
 use super::raft_timing::RaftTiming;
 use super::test_policy;
+use super::vault_options::FLEET_ID;
+use super::vault_options::TENANT;
+use super::vault_options::VaultOptions;
 
 /// Number of times a first start may fail on a port that another process took.
 const PORT_CLASH_RETRIES: u32 = 3;
@@ -33,6 +42,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub struct TestCluster {
     nodes: BTreeMap<NodeId, NodeProcess>,
     status_client: FleetClient,
+    tenant: TenantSigningKey,
     root: Option<TempDir>,
     _lab: SoftHsmLab,
 }
@@ -42,14 +52,24 @@ impl TestCluster {
     /// none. SoftHSM lists tokens once when a process loads it, so every token exists before
     /// any node starts.
     pub fn prepare(count: u64, timing: RaftTiming) -> Self {
+        Self::prepare_with_vault(count, timing, VaultOptions::default())
+    }
+
+    /// Like [`TestCluster::prepare`], with `vault` as every node's `[vault]` settings.
+    pub fn prepare_with_vault(count: u64, timing: RaftTiming, vault: VaultOptions) -> Self {
         let root = tempfile::Builder::new()
             .prefix("keyfleetd-test-")
             .tempdir()
             .expect("create the test's temporary directory");
         let lab = SoftHsmLab::new();
+        let tenant = TenantSigningKey::generate();
+        let vault_toml = vault.to_toml(&tenant);
 
         let nodes: BTreeMap<NodeId, NodeProcess> = (1..=count)
-            .map(|id| (id, NodeProcess::prepare(id, root.path(), &lab, timing)))
+            .map(|id| {
+                let node = NodeProcess::prepare(id, root.path(), &lab, timing, vault_toml.clone());
+                (id, node)
+            })
             .collect();
 
         let status_client = FleetClient::new([nodes[&1].api_endpoint()], status_policy())
@@ -58,9 +78,111 @@ impl TestCluster {
         Self {
             nodes,
             status_client,
+            tenant,
             root: Some(root),
             _lab: lab,
         }
+    }
+
+    /// Prepares `count` nodes with the fleet keys shared among their tokens, starts them all as
+    /// voters, waits for a leader and for the vault to serve. Returns the cluster and the
+    /// leader's id.
+    pub async fn launch_vault(
+        count: u64,
+        timing: RaftTiming,
+        vault: VaultOptions,
+    ) -> (Self, NodeId) {
+        let mut cluster = Self::prepare_with_vault(count, timing, vault);
+        cluster.share_fleet_keys();
+        let ids: Vec<NodeId> = (1..=count).collect();
+
+        for id in &ids {
+            cluster.start(*id).await;
+        }
+
+        cluster.initialize(&ids).await;
+        let leader = cluster.wait_for_leader(&ids).await;
+        cluster.wait_for_vault(&ids).await;
+
+        (cluster, leader)
+    }
+
+    /// Runs the key ceremony with `keyfleetd keys`: generates the fleet keys in node 1's token
+    /// and imports them, wrapped, into every other node's token. The nodes must be stopped.
+    pub fn share_fleet_keys(&self) {
+        let first = self.node(1);
+        expect_success(
+            first,
+            &first.run_keys_command(&["generate"]),
+            "keys generate",
+        );
+
+        for node in self.nodes.values().filter(|node| node.id() != 1) {
+            let output = node.run_keys_command(&["transport-key"]);
+            expect_success(node, &output, "keys transport-key");
+            let recipient = String::from_utf8(output.stdout).expect("hex is UTF-8");
+
+            let file = node.dir().join("fleet-keys.json");
+            let file = file.to_str().expect("temporary paths are UTF-8");
+            let export = ["export", "--recipient", recipient.trim(), "--out", file];
+            expect_success(first, &first.run_keys_command(&export), "keys export");
+            expect_success(
+                node,
+                &node.run_keys_command(&["import", "--in", file]),
+                "keys import",
+            );
+        }
+    }
+
+    /// Waits until every node in `ids` serves the vault API: a GetState call gets past the
+    /// fleet setup, whatever else it returns.
+    pub async fn wait_for_vault(&self, ids: &[NodeId]) {
+        let deadline = Instant::now() + WAIT;
+        let token = self.token("readiness-probe");
+
+        for id in ids {
+            loop {
+                let Err(reason) = vault_ready(&self.api_endpoint(*id), &token).await else {
+                    break;
+                };
+
+                assert!(
+                    Instant::now() < deadline,
+                    "node {id} did not serve the vault API within {WAIT:?}: {reason}\n{}",
+                    self.log_report()
+                );
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        }
+    }
+
+    /// Mints a tenant token for `user` that is valid for five minutes.
+    pub fn token(&self, user: &str) -> String {
+        self.token_with_lifetime(user, 0, 300)
+    }
+
+    /// Mints a tenant token for `user`, issued `age_secs` ago and valid for `lifetime_secs`.
+    pub fn token_with_lifetime(&self, user: &str, age_secs: u64, lifetime_secs: u64) -> String {
+        let issued_at = now_unix_secs() - age_secs;
+        let claims = TokenClaims {
+            tenant: TENANT.to_owned(),
+            user: user.to_owned(),
+            fleet: FLEET_ID.to_owned(),
+            issued_at,
+            expires_at: issued_at + lifetime_secs,
+        };
+
+        self.tenant.mint(&claims).expect("test claims are valid")
+    }
+
+    /// Returns the tenant signing key the cluster trusts.
+    pub fn tenant_key(&self) -> &TenantSigningKey {
+        &self.tenant
+    }
+
+    /// Returns node `id`'s Raft data directory.
+    pub fn data_dir(&self, id: NodeId) -> std::path::PathBuf {
+        self.node(id).data_dir()
     }
 
     /// Prepares `count` nodes, starts the first `voters` of them, initializes those as the
@@ -351,6 +473,48 @@ impl Drop for TestCluster {
             let kept_dir = root.keep();
             eprintln!("kept the test directory {}", kept_dir.display());
         }
+    }
+}
+
+fn expect_success(node: &NodeProcess, output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "keyfleetd {what} failed for node {}: {}\nstdout: {}\nstderr: {}",
+        node.id(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+pub fn now_unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// Returns `Ok` once the node at `endpoint` answers GetState with anything but
+/// `FLEET_NOT_READY` or a transport error. A follower answers `NOT_LEADER`, which it checks
+/// after it has loaded the fleet setup.
+async fn vault_ready(endpoint: &str, token: &str) -> Result<(), String> {
+    let mut client = VaultClient::connect(endpoint.to_owned())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut request = tonic::Request::new(GetStateRequest {
+        user_id: "readiness-probe".to_owned(),
+    });
+    let bearer = format!("Bearer {token}").parse().expect("a token is ASCII");
+    request.metadata_mut().insert("authorization", bearer);
+
+    let Err(status) = client.get_state(request).await else {
+        return Ok(());
+    };
+
+    let reason = status.get_details_error_info().map(|info| info.reason);
+    match reason.as_deref() {
+        Some("FLEET_NOT_READY") | None => Err(format!("{:?}: {}", status.code(), status.message())),
+        Some(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,60 @@
+//! `keyfleetd keys export`: wraps the fleet keys for another node's transport key.
+
+use std::path::Path;
+
+use keyfleet_hsm::{Hsm, TransportPublicKey};
+
+use super::check::{oprf_check_value, seal_check_value};
+use super::file::{FileKey, FleetKeyFile, exists_error};
+use super::public_key::fingerprint;
+use super::{FleetToken, KeysError, hex};
+
+/// Wraps the sealing key and OPRF seed of `token` for `recipient` and writes them, with their
+/// check values, to `out`. An existing `out` is replaced only when `force` is true.
+pub(crate) async fn export(
+    token: &FleetToken,
+    recipient: &TransportPublicKey,
+    out: &Path,
+    force: bool,
+) -> Result<(), KeysError> {
+    // Checked early so that an operator learns of it before any HSM work; the final write
+    // checks again.
+    if !force && out.symlink_metadata().is_ok() {
+        return Err(exists_error(out));
+    }
+
+    let seal = token.seal_spec();
+    let oprf_seed = token.oprf_seed_spec();
+    token.require_fleet_key(&seal).await?;
+    token.require_fleet_key(&oprf_seed).await?;
+
+    let hsm = token.hsm();
+    let file = FleetKeyFile {
+        recipient: recipient.clone(),
+        seal: FileKey {
+            label: seal.label.clone(),
+            wrapped: hsm.wrap_key(&seal.label, recipient).await?,
+        },
+        seal_check: seal_check_value(hsm, &seal.label).await?,
+        oprf_seed: FileKey {
+            label: oprf_seed.label.clone(),
+            wrapped: hsm.wrap_key(&oprf_seed.label, recipient).await?,
+        },
+        oprf_seed_check: oprf_check_value(hsm, &oprf_seed.label).await?,
+    };
+    file.write(out, force)?;
+
+    println!(
+        "wrote {} for the transport key with fingerprint {}",
+        out.display(),
+        fingerprint(recipient)
+    );
+    println!("{}: wrapped {}", seal.label, seal.kind);
+    println!(
+        "{}: wrapped {}, check value {}",
+        oprf_seed.label,
+        oprf_seed.kind,
+        hex::encode(&file.oprf_seed_check)
+    );
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The fleet's OPAQUE core on this node: loaded from the replicated fleet setup, and created by
+//! the first leader of a new fleet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyfleet_hsm::{Hsm, SealedBlob};
+use keyfleet_raft::{Command, InitFleetOutcome, Request, RequestId, Response};
+use keyfleet_vault::{FleetSetup, SystemClock, Vault, VaultConfig};
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use tokio::sync::OnceCell;
+use tonic::Status;
+
+use super::status;
+use crate::replica::Replica;
+
+/// Wait between two attempts to initialize the fleet, when one failed.
+const INIT_RETRY: Duration = Duration::from_secs(2);
+
+/// The OPAQUE core of this node, loaded once the fleet setup is in the state machine.
+pub(crate) struct FleetCore {
+    replica: Replica,
+    hsm: Arc<dyn Hsm>,
+    config: VaultConfig,
+    vault: OnceCell<Arc<Vault>>,
+}
+
+impl std::fmt::Debug for FleetCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetCore")
+            .field("fleet_id", &self.config.fleet_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetCore {
+    pub(crate) fn new(replica: Replica, hsm: Arc<dyn Hsm>, config: VaultConfig) -> Self {
+        Self {
+            replica,
+            hsm,
+            config,
+            vault: OnceCell::new(),
+        }
+    }
+
+    /// Returns the ticket lifetime.
+    pub(crate) fn ticket_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.ticket_ttl_secs)
+    }
+
+    /// Returns the OPAQUE core, loading it on first use from the applied fleet setup.
+    pub(crate) async fn vault(&self) -> Result<Arc<Vault>, Status> {
+        self.vault
+            .get_or_try_init(|| self.load())
+            .await
+            .map(Arc::clone)
+    }
+
+    async fn load(&self) -> Result<Arc<Vault>, Status> {
+        let node_id = self.replica.node_id;
+        let fleet_id = &self.config.fleet_id;
+
+        let Some(fleet) = self.replica.local_fleet().await? else {
+            return Err(status::fleet_not_ready(format!(
+                "node {node_id} has no fleet setup yet: the fleet is initialized by its first \
+                 leader once the cluster is initialized; retry shortly"
+            )));
+        };
+
+        if &fleet.fleet_id != fleet_id {
+            tracing::error!(node_id, configured = %fleet_id, stored = %fleet.fleet_id, "fleet id mismatch");
+            return Err(status::fleet_not_ready(format!(
+                "node {node_id} is configured for fleet {fleet_id:?}, but its cluster is fleet \
+                 {:?}: fix vault.fleet_id in the node's configuration",
+                fleet.fleet_id
+            )));
+        }
+
+        let config = self.config.clone();
+        let clock = Arc::new(SystemClock);
+        let sealed_setup = SealedBlob::from_bytes(fleet.sealed_server_setup.as_bytes().to_vec())
+            .map_err(|error| status::internal(node_id, &error))?;
+        let vault = Vault::load(self.hsm.clone(), config, &sealed_setup, clock)
+            .await
+            .map_err(|error| {
+                tracing::error!(node_id, %error, "cannot load the fleet's OPAQUE setup");
+                status::fleet_not_ready(format!(
+                    "node {node_id} cannot open the fleet's OPAQUE setup ({error}): its token \
+                     must hold the fleet keys; import them with `keyfleetd keys import`"
+                ))
+            })?;
+
+        tracing::info!(node_id, fleet_id = %fleet_id, "vault ready");
+        Ok(Arc::new(vault))
+    }
+
+    /// Creates the fleet setup when this node leads a cluster that has none, and returns once
+    /// the fleet has one. Runs for the life of the node.
+    pub(crate) async fn initialize_when_leader(self: Arc<Self>) {
+        let node_id = self.replica.node_id;
+        let mut metrics = self.replica.raft.metrics();
+
+        loop {
+            let leading = metrics.borrow_watched().state == ServerState::Leader;
+            if leading {
+                match self.initialize().await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(node_id, error = %error.message(), "fleet initialization failed; retrying");
+                        tokio::time::sleep(INIT_RETRY).await;
+                        continue;
+                    }
+                }
+            } else if matches!(self.replica.local_fleet().await, Ok(Some(_))) {
+                return;
+            }
+
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes `InitFleet` with a new server setup unless the fleet has one. Returns true once
+    /// the fleet has a setup.
+    async fn initialize(&self) -> Result<bool, Status> {
+        let node_id = self.replica.node_id;
+        let fleet_id = self.config.fleet_id.clone();
+
+        self.replica.linearize().await?;
+        if self.replica.local_fleet().await?.is_some() {
+            return Ok(true);
+        }
+
+        tracing::info!(node_id, fleet_id = %fleet_id, "initializing the fleet's OPAQUE setup");
+        let sealed_server_setup = FleetSetup::generate()
+            .seal(self.hsm.as_ref(), &self.config.seal_key, &fleet_id)
+            .await
+            .map_err(|error| {
+                status::fleet_not_ready(format!(
+                    "node {node_id} cannot seal a new fleet setup ({error}): generate or import \
+                     the fleet keys with `keyfleetd keys`"
+                ))
+            })?;
+
+        let request = Request {
+            request_id: random_request_id(),
+            command: Command::InitFleet {
+                fleet_id: fleet_id.clone(),
+                created_at_unix_secs: keyfleet_vault::Clock::now_unix_secs(&SystemClock),
+                sealed_server_setup: keyfleet_raft::SealedBlob::new(
+                    sealed_server_setup.into_bytes(),
+                ),
+            },
+        };
+
+        let written = self.replica.write(request).await?;
+        match written.response {
+            Response::InitFleet(InitFleetOutcome::Initialized) => {
+                tracing::info!(node_id, fleet_id = %fleet_id, log_index = written.log_index, "fleet initialized");
+            }
+            Response::InitFleet(InitFleetOutcome::AlreadyInitialized) => {}
+            Response::InitFleet(InitFleetOutcome::Conflict { existing_fleet_id }) => {
+                if existing_fleet_id != fleet_id {
+                    tracing::error!(node_id, configured = %fleet_id, stored = %existing_fleet_id, "the cluster belongs to another fleet");
+                }
+            }
+            other => {
+                tracing::error!(node_id, outcome = ?other, "unexpected InitFleet outcome");
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn random_request_id() -> RequestId {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    RequestId::from_bytes(bytes)
+}

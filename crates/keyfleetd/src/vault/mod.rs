@@ -1,0 +1,149 @@
+//! The public vault API, `keyfleet.v1.Vault`: OPAQUE registration and guess-limited recovery
+//! over this node's HSM and the replicated records.
+//!
+//! Every guess is a Raft write: RecoveryStart commits `ConsumeGuess` on a majority before it
+//! builds the KE2 that lets a client test a password. RecoveryFinish resets the count only
+//! through `ResetGuesses` at the record version bound into the login ticket, so each ticket
+//! works once. Writes run on the leader; other nodes answer `UNAVAILABLE` with a leader hint.
+
+mod auth;
+mod fleet_core;
+mod lockout;
+mod records;
+mod recovery;
+mod registration;
+mod request_id;
+mod status;
+
+use std::sync::Arc;
+
+use keyfleet_api::vault::vault_server::Vault;
+use keyfleet_api::vault::{
+    DeleteRequest, DeleteResponse, GetStateRequest, GetStateResponse, RecoveryFinishRequest,
+    RecoveryFinishResponse, RecoveryStartRequest, RecoveryStartResponse, RegistrationFinishRequest,
+    RegistrationFinishResponse, RegistrationStartRequest, RegistrationStartResponse,
+};
+use keyfleet_token::TokenVerifier;
+use tonic::{Request, Response, Status};
+
+pub(crate) use fleet_core::FleetCore;
+use lockout::Lockouts;
+
+use crate::replica::Replica;
+
+/// Largest vault API request the node decodes, in bytes. The largest valid request, a
+/// RegistrationFinish with a 1024-byte ticket and a 1024-byte ciphertext, is under 2.5 KiB.
+pub(crate) const MAX_VAULT_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Guess limits of the fleet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GuessLimits {
+    /// Guesses a registration gets when it asks for 0.
+    pub(crate) default_max_guesses: u32,
+    /// Most guesses a registration may ask for.
+    pub(crate) max_guesses_ceiling: u32,
+}
+
+/// Serves `keyfleet.v1.Vault` from one node. Cloning is cheap.
+#[derive(Clone)]
+pub(crate) struct VaultService {
+    replica: Replica,
+    core: Arc<FleetCore>,
+    verifier: Arc<TokenVerifier>,
+    limits: GuessLimits,
+    lockouts: Lockouts,
+}
+
+impl std::fmt::Debug for VaultService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultService")
+            .field("node_id", &self.replica.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultService {
+    pub(crate) fn new(
+        replica: Replica,
+        core: Arc<FleetCore>,
+        verifier: TokenVerifier,
+        limits: GuessLimits,
+    ) -> Self {
+        let lockouts = Lockouts::new(replica.clone(), core.ticket_ttl());
+
+        Self {
+            replica,
+            core,
+            verifier: Arc::new(verifier),
+            limits,
+            lockouts,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Vault for VaultService {
+    async fn registration_start(
+        &self,
+        request: Request<RegistrationStartRequest>,
+    ) -> Result<Response<RegistrationStartResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.start_registration(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn registration_finish(
+        &self,
+        request: Request<RegistrationFinishRequest>,
+    ) -> Result<Response<RegistrationFinishResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.finish_registration(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn recovery_start(
+        &self,
+        request: Request<RecoveryStartRequest>,
+    ) -> Result<Response<RecoveryStartResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.start_recovery(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn recovery_finish(
+        &self,
+        request: Request<RecoveryFinishRequest>,
+    ) -> Result<Response<RecoveryFinishResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.finish_recovery(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.delete_record(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_state(
+        &self,
+        request: Request<GetStateRequest>,
+    ) -> Result<Response<GetStateResponse>, Status> {
+        let caller = self.authorize(&request, &request.get_ref().user_id)?;
+
+        self.record_state(&caller).await.map(Response::new)
+    }
+}
