@@ -3,7 +3,7 @@ use std::time::Duration;
 use tonic::Code;
 use tonic::Status;
 
-/// Failure of a [`crate::FleetClient`] call.
+/// Failure of a [`crate::FleetClient`] call, or of building a [`crate::LeaderRouter`].
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The client was built without any node API endpoint.
@@ -140,7 +140,8 @@ impl ClientError {
 /// Returns true when a failed RPC may succeed on another attempt, possibly on another node.
 ///
 /// Every operation of the node API is safe to repeat: a write carries its request id, reads
-/// change nothing, and membership changes set a target state.
+/// change nothing, and membership changes set a target state. The vault API's calls are too,
+/// because each one that changes state carries a request id.
 pub(crate) fn is_retryable(status: &Status) -> bool {
     match status.code() {
         // Not the leader, no quorum, or no connection (tonic maps connect errors here).

@@ -1,8 +1,6 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
 use keyfleet_api::node::AddLearnerRequest;
 use keyfleet_api::node::ChangeMembershipRequest;
@@ -19,15 +17,13 @@ use keyfleet_raft::Request;
 use keyfleet_raft::Response;
 use keyfleet_raft::UserId;
 use keyfleet_raft::UserRecord;
-use tokio::time::Instant;
 use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::client_error::ClientError;
-use crate::client_error::is_retryable;
 use crate::endpoint::endpoint_uri;
-use crate::leader_hint::LeaderHint;
-use crate::node_channels::NodeChannels;
+use crate::leader_router::LeaderRouter;
+use crate::operation::Operation;
 use crate::retry_policy::RetryPolicy;
 
 /// Client of a keyfleet fleet's node API.
@@ -35,36 +31,7 @@ use crate::retry_policy::RetryPolicy;
 /// Cloning is cheap, and clones share the channels and the known leader.
 #[derive(Debug, Clone)]
 pub struct FleetClient {
-    nodes: Arc<NodeChannels>,
-    policy: RetryPolicy,
-}
-
-/// Node that an operation is sent to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// The leader, found through hints and by trying the endpoints in turn.
-    Leader,
-
-    /// The first endpoint the client was built with, whatever its role.
-    FirstEndpoint,
-}
-
-/// Name, request id and route of one operation, for routing and logs.
-#[derive(Debug, Clone, Copy)]
-struct Operation {
-    name: &'static str,
-    request_id: Option<keyfleet_raft::RequestId>,
-    route: Route,
-}
-
-impl Operation {
-    fn on_leader(name: &'static str) -> Self {
-        Self {
-            name,
-            request_id: None,
-            route: Route::Leader,
-        }
-    }
+    router: LeaderRouter,
 }
 
 impl FleetClient {
@@ -75,20 +42,14 @@ impl FleetClient {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        policy.validate()?;
+        let router = LeaderRouter::new(endpoints, policy)?;
 
-        let endpoints = endpoints.into_iter().map(Into::into).collect();
-        let nodes = NodeChannels::new(endpoints, policy.rpc_timeout)?;
-
-        Ok(Self {
-            nodes: Arc::new(nodes),
-            policy,
-        })
+        Ok(Self { router })
     }
 
     /// Returns the retry policy.
     pub fn policy(&self) -> &RetryPolicy {
-        &self.policy
+        self.router.policy()
     }
 
     /// Proposes `request` on the leader and returns its outcome and the log index of the entry
@@ -103,11 +64,7 @@ impl FleetClient {
             source,
         })?;
 
-        let operation = Operation {
-            name: "write",
-            request_id: Some(request.request_id),
-            route: Route::Leader,
-        };
+        let operation = Operation::on_leader("write").with_request_id(request.request_id);
 
         let (reply, endpoint) = self
             .call(operation, |mut client| {
@@ -155,7 +112,7 @@ impl FleetClient {
     /// Returns the status of the node at `endpoint`, with one attempt and no retry.
     pub async fn status(&self, endpoint: &str) -> Result<StatusResponse, ClientError> {
         let endpoint = endpoint_uri(endpoint);
-        let mut client = NodeClient::new(self.nodes.channel(&endpoint)?);
+        let mut client = NodeClient::new(self.router.channel(&endpoint)?);
 
         match client.status(StatusRequest {}).await {
             Ok(reply) => Ok(reply.into_inner()),
@@ -177,11 +134,7 @@ impl FleetClient {
             .map(|(id, addresses)| member(*id, addresses))
             .collect();
 
-        let operation = Operation {
-            name: "initialize",
-            request_id: None,
-            route: Route::FirstEndpoint,
-        };
+        let operation = Operation::on_first_endpoint("initialize");
 
         self.call(operation, |mut client| {
             let request = InitializeRequest {
@@ -235,9 +188,7 @@ impl FleetClient {
         Ok(reply.log_index)
     }
 
-    /// Sends the RPC that `rpc` makes until it succeeds, fails with an error that a retry does
-    /// not fix, or the policy's deadline passes. Returns the reply and the endpoint that sent
-    /// it.
+    /// Sends the node API RPC that `rpc` makes through the router, and converts its failure.
     async fn call<T, F, Fut>(
         &self,
         operation: Operation,
@@ -247,107 +198,12 @@ impl FleetClient {
         F: FnMut(NodeClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let deadline = Instant::now() + self.policy.deadline;
-        let mut attempts = 0u32;
-        let mut retries = 0u32;
-        let mut followed_hint = false;
+        let result = self
+            .router
+            .call_operation(&operation, |channel| rpc(NodeClient::new(channel)))
+            .await;
 
-        loop {
-            let endpoint = self.pick_endpoint(operation.route);
-            let client = NodeClient::new(self.nodes.channel(&endpoint)?);
-            attempts += 1;
-
-            let status = match tokio::time::timeout_at(deadline, rpc(client)).await {
-                Ok(Ok(reply)) => {
-                    self.remember_leader(operation.route, &endpoint);
-                    return Ok((reply.into_inner(), endpoint));
-                }
-                Ok(Err(status)) => status,
-                Err(_) => Status::deadline_exceeded("the client's deadline passed during the RPC"),
-            };
-
-            if !is_retryable(&status) {
-                return Err(ClientError::from_status(&endpoint, &status));
-            }
-
-            // Follow a fresh hint at once, but back off before a second hop in a row, so two
-            // nodes with stale hints cannot bounce the call between them without a pause.
-            followed_hint = !followed_hint && self.follow_hint(operation.route, &endpoint, &status);
-
-            let delay = if followed_hint {
-                Duration::ZERO
-            } else {
-                retries += 1;
-                self.policy.backoff(retries - 1)
-            };
-
-            if Instant::now() + delay >= deadline {
-                return Err(self.deadline_exceeded(operation, attempts, endpoint, &status));
-            }
-
-            log_retry(operation, attempts, &endpoint, &status, delay);
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    fn pick_endpoint(&self, route: Route) -> String {
-        match route {
-            Route::Leader => self.nodes.target(),
-            Route::FirstEndpoint => self.nodes.first().to_owned(),
-        }
-    }
-
-    fn remember_leader(&self, route: Route, endpoint: &str) {
-        if route == Route::Leader {
-            self.nodes.set_leader(endpoint);
-        }
-    }
-
-    /// Points later attempts at the leader that `status` names. Returns true if that is a
-    /// different node than `endpoint`, which is then worth trying without a backoff.
-    fn follow_hint(&self, route: Route, endpoint: &str, status: &Status) -> bool {
-        if route != Route::Leader {
-            return false;
-        }
-
-        match LeaderHint::from_status(status) {
-            Some(hint) => {
-                self.nodes.set_leader(&hint.api_endpoint);
-                hint.api_endpoint != endpoint
-            }
-            None => {
-                self.nodes.clear_leader();
-                false
-            }
-        }
-    }
-
-    fn deadline_exceeded(
-        &self,
-        operation: Operation,
-        attempts: u32,
-        endpoint: String,
-        status: &Status,
-    ) -> ClientError {
-        tracing::warn!(
-            operation = operation.name,
-            request_id = %display_request_id(operation),
-            attempts,
-            endpoint = %endpoint,
-            code = ?status.code(),
-            message = status.message(),
-            deadline_ms = self.policy.deadline.as_millis() as u64,
-            "giving up: the retry deadline passed"
-        );
-
-        ClientError::DeadlineExceeded {
-            operation: operation.name,
-            deadline: self.policy.deadline,
-            attempts,
-            endpoint,
-            last_code: status.code(),
-            last_message: status.message().to_owned(),
-        }
+        result.map_err(ClientError::from)
     }
 }
 
@@ -357,24 +213,4 @@ fn member(id: NodeId, addresses: &NodeAddresses) -> Member {
         raft_addr: addresses.raft.clone(),
         api_addr: addresses.api.clone(),
     }
-}
-
-fn display_request_id(operation: Operation) -> String {
-    operation
-        .request_id
-        .map(|id| id.to_string())
-        .unwrap_or_default()
-}
-
-fn log_retry(operation: Operation, attempt: u32, endpoint: &str, status: &Status, delay: Duration) {
-    tracing::info!(
-        operation = operation.name,
-        request_id = %display_request_id(operation),
-        attempt,
-        endpoint,
-        code = ?status.code(),
-        message = status.message(),
-        delay_ms = delay.as_millis() as u64,
-        "retrying"
-    );
 }

@@ -1,4 +1,5 @@
-//! Client of keyfleetd's node API (`proto/keyfleet/node/v1/node.proto`).
+//! Client of keyfleetd's node API (`proto/keyfleet/node/v1/node.proto`), and the leader routing
+//! that other keyfleet clients share.
 //!
 //! [`FleetClient`] sends writes, reads and membership changes to the leader. A node that is not
 //! the leader returns `UNAVAILABLE` with the leader's address in the response metadata, and the
@@ -6,17 +7,26 @@
 //! jittered backoff until the [`RetryPolicy`] deadline. A retried write carries the same request
 //! id, so the state machine applies it at most once and returns the first outcome, as long as
 //! the id is among the last `keyfleet_raft::vault::DEDUP_CAPACITY` (100,000) it remembers.
+//!
+//! [`LeaderRouter`] is that routing for any tonic client over a
+//! [`tonic::transport::Channel`], such as the vault API's.
 
 mod client_error;
 mod endpoint;
 mod fleet_client;
 mod leader_hint;
+mod leader_router;
 mod node_channels;
+mod operation;
 mod retry_policy;
+mod router_error;
 
 pub use client_error::ClientError;
 pub use endpoint::endpoint_uri;
 pub use fleet_client::FleetClient;
 pub use keyfleet_api::node::StatusResponse;
 pub use leader_hint::LeaderHint;
+pub use leader_router::LeaderRouter;
+pub use operation::{Operation, Route};
 pub use retry_policy::RetryPolicy;
+pub use router_error::RouterError;

@@ -6,8 +6,8 @@ use crate::client_error::ClientError;
 /// sane policy, and the multiplication cannot overflow.
 const MAX_DOUBLINGS: u32 = 20;
 
-/// Retry settings of a [`crate::FleetClient`] for operations that fail with `UNAVAILABLE` or a
-/// connection error.
+/// Retry settings of a [`crate::FleetClient`] or a [`crate::LeaderRouter`] for operations that
+/// fail with `UNAVAILABLE` or a connection error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Upper bound of the first backoff. Each later backoff doubles it, up to `max_backoff`.

@@ -1,0 +1,231 @@
+//! The command line, parsed with clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203";
+
+const LONG_ABOUT: &str = "\
+Stores a backup secret in a keyfleet vault behind a password, and recovers it.
+
+The password is read from a prompt without echo, or from --password-file. The tenant token is \
+read from --token-file or the environment variable KEYFLEET_TOKEN. Neither is ever taken from \
+the command line, where other users of the machine could read it.";
+
+const AFTER_LONG_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other failure
+  2  usage error: a missing, conflicting or invalid option
+  3  wrong password, or no record for the user
+  4  the record is locked after too many wrong passwords
+  5  the vault is unavailable
+  6  the token is invalid, expired, or not for this user
+  7  an invalid argument, such as a secret of the wrong size";
+
+/// The `keyfleet` command.
+#[derive(Debug, Parser)]
+#[command(name = "keyfleet", version, about, long_about = LONG_ABOUT)]
+#[command(after_long_help = AFTER_LONG_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Stores a secret behind a password, replacing the user's earlier record.
+    Register(RegisterArgs),
+    /// Recovers the user's secret; each attempt costs one guess.
+    Recover(RecoverArgs),
+    /// Deletes the user's record.
+    Delete(VaultArgs),
+    /// Prints the state of the user's record and its guesses left.
+    State(VaultArgs),
+    /// Creates tenant signing keys and mints tenant tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Initializes a new cluster and shows the nodes' Raft status, through the node API.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Initializes a new cluster with its voters, once, on the first endpoint.
+    Init(ClusterInitArgs),
+    /// Prints every node's role, term, leader and log indexes.
+    Status(EndpointArgs),
+    /// Waits until a node reports a leader.
+    WaitReady(EndpointArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClusterInitArgs {
+    #[command(flatten)]
+    pub(crate) endpoints: EndpointArgs,
+
+    /// A voter, as ID=RAFT_ADDR,API_ADDR (for example 1=127.0.0.1:7101,127.0.0.1:7201).
+    /// Repeat it for every voter; every voter must be running.
+    #[arg(long = "member", value_name = "ID=RAFT,API", required = true)]
+    pub(crate) members: Vec<String>,
+}
+
+/// The nodes to call, the time budget and the output format, shared by every command that
+/// calls the fleet.
+#[derive(Debug, Args)]
+pub(crate) struct EndpointArgs {
+    /// Node API addresses, as host:port or http:// URIs, separated by commas. Every node serves
+    /// the vault API on the same address.
+    #[arg(
+        long,
+        env = "KEYFLEET_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = DEFAULT_ENDPOINTS,
+        value_name = "A,B,C"
+    )]
+    pub(crate) endpoints: Vec<String>,
+
+    /// Time budget of the call, retries included, in seconds.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub(crate) deadline_secs: u64,
+
+    /// Prints one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Options of every vault command.
+#[derive(Debug, Args)]
+pub(crate) struct VaultArgs {
+    #[command(flatten)]
+    pub(crate) connection: EndpointArgs,
+
+    /// User id within the tenant; it must match the token's subject.
+    #[arg(long, value_name = "ID")]
+    pub(crate) user: String,
+
+    /// File with the tenant token. Without it, the token comes from KEYFLEET_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+/// Password source options.
+#[derive(Debug, Args)]
+pub(crate) struct PasswordArgs {
+    /// File whose first line is the password. Without it, the password is prompted for.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("secret_source").required(true).args(["secret_file", "generate_secret"])))]
+pub(crate) struct RegisterArgs {
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+
+    /// File whose bytes are the secret to store, 1 to 512 bytes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
+
+    /// Generates a random 32-byte secret; needs --secret-out or --print-secret.
+    #[arg(long)]
+    pub(crate) generate_secret: bool,
+
+    /// Writes the generated secret to FILE, with mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_out: Option<PathBuf>,
+
+    /// Prints the generated secret in hex on stdout.
+    #[arg(long)]
+    pub(crate) print_secret: bool,
+
+    /// Overwrites an existing --secret-out file.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Wrong passwords allowed between two successful recoveries; 0 uses the fleet default.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) max_guesses: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+
+    /// Writes the recovered secret to FILE, with mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Prints the recovered secret in hex on stdout.
+    #[arg(long)]
+    pub(crate) print_hex: bool,
+
+    /// Overwrites an existing --out file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Generates a tenant signing key, writes it as PKCS#8 PEM, and prints the public key.
+    Keygen(KeygenArgs),
+    /// Mints a tenant token and prints it on stdout.
+    Mint(MintArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// File to write the private key to, with mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+
+    /// Overwrites an existing key file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MintArgs {
+    /// PKCS#8 PEM file of the tenant signing key.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+
+    /// Tenant id, the token's issuer.
+    #[arg(long, value_name = "T")]
+    pub(crate) tenant: String,
+
+    /// User id, the token's subject.
+    #[arg(long, value_name = "U")]
+    pub(crate) user: String,
+
+    /// Fleet id, the token's audience.
+    #[arg(long, value_name = "F")]
+    pub(crate) fleet: String,
+
+    /// Lifetime of the token, in seconds.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) ttl_secs: u64,
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

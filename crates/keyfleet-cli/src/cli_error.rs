@@ -1,0 +1,198 @@
+use std::io;
+use std::path::PathBuf;
+
+use keyfleet_sdk::SdkError;
+use keyfleet_token::TokenError;
+
+use crate::exit_code::Exit;
+
+/// Failure of a `keyfleet` command. Its message is printed after `keyfleet: `.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Options that are missing or conflict, found after clap's own checks.
+    #[error("{0}")]
+    Usage(String),
+
+    /// An input value that is invalid, such as an empty password.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// An output file exists and `--force` was not given.
+    #[error("{} already exists; pass --force to overwrite it, or choose another path", path.display())]
+    OutputExists { path: PathBuf },
+
+    /// A file could not be read or written.
+    #[error("failed to {action} {}: {source}", path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The password prompt failed, typically because there is no terminal.
+    #[error("failed to read the password from the terminal: {0}; pass --password-file FILE")]
+    Prompt(#[source] io::Error),
+
+    /// Writing to stdout failed.
+    #[error("failed to write to stdout: {0}")]
+    Stdout(#[source] io::Error),
+
+    /// A token or key operation failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+
+    /// A vault call failed.
+    #[error(transparent)]
+    Sdk(#[from] SdkError),
+
+    /// A node API call failed.
+    #[error(transparent)]
+    Node(#[from] keyfleet_client::ClientError),
+
+    /// No node reported a leader in time.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+impl CliError {
+    /// Returns the exit status that `keyfleet --help` documents for this failure.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            Self::Usage(_) | Self::OutputExists { .. } => Exit::Usage,
+            Self::InvalidInput(_) | Self::Token(_) => Exit::InvalidArgument,
+            Self::File { .. } | Self::Prompt(_) | Self::Stdout(_) => Exit::Failure,
+            Self::Sdk(error) => sdk_exit(error),
+            Self::Node(keyfleet_client::ClientError::InvalidEndpoint { .. }) => Exit::Usage,
+            Self::Node(_) | Self::NotReady(_) => Exit::Unavailable,
+        }
+    }
+}
+
+fn sdk_exit(error: &SdkError) -> Exit {
+    match error {
+        SdkError::WrongPassword { .. } => Exit::WrongPassword,
+        SdkError::Locked => Exit::Locked,
+        SdkError::Unavailable { .. } => Exit::Unavailable,
+        SdkError::Unauthenticated { .. }
+        | SdkError::PermissionDenied { .. }
+        | SdkError::InvalidToken { .. } => Exit::Unauthenticated,
+        SdkError::InvalidArgument { .. } => Exit::InvalidArgument,
+        SdkError::Config(_) => Exit::Usage,
+        _ => Exit::Failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_errors_map_to_documented_codes() {
+        let cases = [
+            (SdkError::WrongPassword { guesses_left: 2 }, 3),
+            (SdkError::Locked, 4),
+            (
+                SdkError::Unavailable {
+                    message: "no quorum".to_owned(),
+                    attempts: 5,
+                },
+                5,
+            ),
+            (
+                SdkError::Unauthenticated {
+                    reason: "TOKEN_EXPIRED".to_owned(),
+                    message: "expired".to_owned(),
+                },
+                6,
+            ),
+            (
+                SdkError::PermissionDenied {
+                    message: "other user".to_owned(),
+                },
+                6,
+            ),
+            (
+                SdkError::InvalidToken {
+                    reason: "not a JWT".to_owned(),
+                },
+                6,
+            ),
+            (
+                SdkError::InvalidArgument {
+                    field: Some("secret".to_owned()),
+                    message: "too long".to_owned(),
+                },
+                7,
+            ),
+            (
+                SdkError::TicketRejected {
+                    reason: "TICKET_EXPIRED".to_owned(),
+                    message: "expired".to_owned(),
+                },
+                1,
+            ),
+            (
+                SdkError::Protocol {
+                    reason: "bad message".to_owned(),
+                },
+                1,
+            ),
+            (
+                SdkError::Internal {
+                    message: "HSM failure".to_owned(),
+                },
+                1,
+            ),
+            (
+                SdkError::Config(keyfleet_client::ClientError::NoEndpoints),
+                2,
+            ),
+        ];
+
+        for (error, expected) in cases {
+            let printed = format!("{error:?}");
+
+            assert_eq!(CliError::Sdk(error).exit().code(), expected, "{printed}");
+        }
+    }
+
+    #[test]
+    fn local_errors_map_to_documented_codes() {
+        let missing = || io::Error::from(io::ErrorKind::NotFound);
+        let cases = [
+            (CliError::Usage("no token".to_owned()), 2),
+            (
+                CliError::OutputExists {
+                    path: PathBuf::from("secret.bin"),
+                },
+                2,
+            ),
+            (CliError::InvalidInput("empty password".to_owned()), 7),
+            (
+                CliError::File {
+                    action: "read",
+                    path: PathBuf::from("token"),
+                    source: missing(),
+                },
+                1,
+            ),
+            (CliError::Prompt(missing()), 1),
+        ];
+
+        for (error, expected) in cases {
+            let printed = format!("{error:?}");
+
+            assert_eq!(error.exit().code(), expected, "{printed}");
+        }
+    }
+
+    #[test]
+    fn output_exists_names_the_fix() {
+        let error = CliError::OutputExists {
+            path: PathBuf::from("secret.bin"),
+        };
+
+        assert!(error.to_string().contains("--force"), "{error}");
+    }
+}
