@@ -17,8 +17,10 @@ use tonic::Status;
 use super::status;
 use crate::replica::Replica;
 
-/// Wait between two attempts to initialize the fleet, when one failed.
+/// Wait after the first failed attempt to initialize the fleet. It doubles after each failure,
+/// up to [`INIT_RETRY_MAX`], so that a leader without the fleet keys logs rarely.
 const INIT_RETRY: Duration = Duration::from_secs(2);
+const INIT_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// The OPAQUE core of this node, loaded once the fleet setup is in the state machine.
 pub(crate) struct FleetCore {
@@ -102,16 +104,17 @@ impl FleetCore {
     pub(crate) async fn initialize_when_leader(self: Arc<Self>) {
         let node_id = self.replica.node_id;
         let mut metrics = self.replica.raft.metrics();
+        let mut retry = INIT_RETRY;
 
         loop {
             let leading = metrics.borrow_watched().state == ServerState::Leader;
             if leading {
                 match self.initialize().await {
-                    Ok(true) => return,
-                    Ok(false) => {}
+                    Ok(()) => return,
                     Err(error) => {
-                        tracing::warn!(node_id, error = %error.message(), "fleet initialization failed; retrying");
-                        tokio::time::sleep(INIT_RETRY).await;
+                        tracing::warn!(node_id, error = %error.message(), retry_secs = retry.as_secs(), "fleet initialization failed; retrying");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(INIT_RETRY_MAX);
                         continue;
                     }
                 }
@@ -125,15 +128,14 @@ impl FleetCore {
         }
     }
 
-    /// Writes `InitFleet` with a new server setup unless the fleet has one. Returns true once
-    /// the fleet has a setup.
-    async fn initialize(&self) -> Result<bool, Status> {
+    /// Writes `InitFleet` with a new server setup unless the fleet has one.
+    async fn initialize(&self) -> Result<(), Status> {
         let node_id = self.replica.node_id;
         let fleet_id = self.config.fleet_id.clone();
 
         self.replica.linearize().await?;
         if self.replica.local_fleet().await?.is_some() {
-            return Ok(true);
+            return Ok(());
         }
 
         tracing::info!(node_id, fleet_id = %fleet_id, "initializing the fleet's OPAQUE setup");
@@ -173,7 +175,7 @@ impl FleetCore {
                 tracing::error!(node_id, outcome = ?other, "unexpected InitFleet outcome");
             }
         }
-        Ok(true)
+        Ok(())
     }
 }
 
