@@ -3,14 +3,12 @@ use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::LogState;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
-use redb::CompactionMode;
 use redb::Database;
 use redb::ReadableDatabase;
 use redb::ReadableTable;
@@ -21,10 +19,15 @@ use crate::error::decode;
 use crate::error::encode;
 use crate::error::report;
 use crate::redb_io::NamedValues;
+use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
+use crate::redb_io::compact;
+use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
 use crate::redb_io::run_blocking;
+use crate::redb_io::share;
+use crate::redb_io::shared;
 use crate::type_config::Entry;
 use crate::type_config::LogId;
 use crate::type_config::TypeConfig;
@@ -51,7 +54,7 @@ const LAST_PURGED_KEY: &str = "last_purged_log_id";
 /// the only handle on the database, so every other call shares it through a read lock.
 #[derive(Debug, Clone)]
 pub struct LogStore {
-    db: Arc<RwLock<Database>>,
+    db: SharedDatabase,
 }
 
 impl LogStore {
@@ -64,9 +67,7 @@ impl LogStore {
 
         create_tables(&db)?;
 
-        Ok(Self {
-            db: Arc::new(RwLock::new(db)),
-        })
+        Ok(Self { db: share(db) })
     }
 
     async fn read_meta<T>(
@@ -194,15 +195,7 @@ fn truncate_entries(db: &Database, last_kept: Option<u64>) -> Result<(), StoreEr
 }
 
 /// Records `last_purged` and deletes the entries up to it, in one transaction, then compacts
-/// the file.
-///
-/// Compaction with [`CompactionMode::Maximum`] moves the live pages to the start of the file,
-/// packs partly filled pages and truncates the rest, which overwrites or cuts off the pages that
-/// held the purged entries. In a test that scans every node's files for an erased record's
-/// sealed blobs, none remained after the purge.
-///
-/// NOTE: redb 5.0.0 does not document that compaction overwrites every freed byte, so this is
-/// checked by that test, not promised by redb.
+/// the file, so that purged entries do not linger in freed pages.
 fn purge_entries(db: &mut Database, last_purged: LogId) -> Result<(), StoreError> {
     let txn = begin_durable_write(db)?;
     {
@@ -219,20 +212,7 @@ fn purge_entries(db: &mut Database, last_purged: LogId) -> Result<(), StoreError
     }
     txn.commit()?;
 
-    db.compact(CompactionMode::Maximum)
-        .map_err(|source| StoreError::Compact { source })?;
-    Ok(())
-}
-
-/// Locks the database for a call that shares it. A panic in another call cannot leave redb in
-/// a torn state, so a poisoned lock is used as it is.
-fn shared(db: &RwLock<Database>) -> RwLockReadGuard<'_, Database> {
-    db.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Locks the database for compaction, which needs the only handle on it.
-fn exclusive(db: &RwLock<Database>) -> RwLockWriteGuard<'_, Database> {
-    db.write().unwrap_or_else(PoisonError::into_inner)
+    compact(db)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

@@ -1,5 +1,4 @@
 use std::io;
-use std::sync::Arc;
 
 use openraft::RaftSnapshotBuilder;
 use redb::Database;
@@ -7,8 +6,10 @@ use redb::ReadableDatabase;
 
 use crate::error::StoreError;
 use crate::error::report;
+use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
 use crate::redb_io::run_blocking;
+use crate::redb_io::shared;
 use crate::redb_tables::read_image;
 use crate::state_machine::read_applied_state;
 use crate::state_machine::read_current_snapshot_meta;
@@ -21,11 +22,11 @@ use crate::type_config::TypeConfig;
 /// consistent view even while apply batches commit.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
-    db: Arc<Database>,
+    db: SharedDatabase,
 }
 
 impl SnapshotBuilder {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: SharedDatabase) -> Self {
         Self { db }
     }
 }
@@ -80,7 +81,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let db = self.db.clone();
 
-        let snapshot = run_blocking(move || build(&db))
+        let snapshot = run_blocking(move || build(&shared(&db)))
             .await
             .map_err(report("build snapshot"))?;
 

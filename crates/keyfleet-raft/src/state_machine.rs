@@ -22,10 +22,15 @@ use crate::fleet::FleetRecord;
 use crate::image::VaultImage;
 use crate::record::UserRecord;
 use crate::redb_io::NamedValues;
+use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
+use crate::redb_io::compact;
+use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
 use crate::redb_io::run_blocking;
+use crate::redb_io::share;
+use crate::redb_io::shared;
 use crate::redb_tables::RedbTables;
 use crate::redb_tables::read_fleet;
 use crate::redb_tables::read_image;
@@ -65,7 +70,7 @@ const SNAPSHOT_DATA_KEY: &str = "data";
 /// the new one.
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
-    db: Arc<Database>,
+    db: SharedDatabase,
     dedup_capacity: u64,
     erasures: Arc<watch::Sender<u64>>,
 }
@@ -89,10 +94,19 @@ impl StateMachineStore {
         create_tables(&db)?;
 
         Ok(Self {
-            db: Arc::new(db),
+            db: share(db),
             dedup_capacity,
             erasures: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// Compacts the state machine file, so that the bytes of erased records and replaced
+    /// snapshots do not linger in freed pages. Blocks every other call on this store while it
+    /// runs, and its cost grows with the file.
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || compact(&mut exclusive(&db))).await
     }
 
     /// Returns a receiver of the log index of the last applied command that erased a record's
@@ -108,7 +122,7 @@ impl StateMachineStore {
         let user = user.clone();
 
         run_blocking(move || {
-            let txn = db.begin_read()?;
+            let txn = shared(&db).begin_read()?;
             read_user(&txn, &user)
         })
         .await
@@ -119,7 +133,7 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = db.begin_read()?;
+            let txn = shared(&db).begin_read()?;
             read_fleet(&txn)
         })
         .await
@@ -129,7 +143,7 @@ impl StateMachineStore {
     pub async fn vault_image(&self) -> Result<VaultImage, StoreError> {
         let db = self.db.clone();
 
-        run_blocking(move || read_image(&db.begin_read()?)).await
+        run_blocking(move || read_image(&shared(&db).begin_read()?)).await
     }
 }
 
@@ -318,7 +332,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let db = self.db.clone();
 
-        run_blocking(move || read_applied_state(&db.begin_read()?))
+        run_blocking(move || read_applied_state(&shared(&db).begin_read()?))
             .await
             .map_err(report("read applied state"))
     }
@@ -344,7 +358,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
         let db = self.db.clone();
         let dedup_capacity = self.dedup_capacity;
-        let applied = run_blocking(move || apply_batch(&db, entries, dedup_capacity))
+        let applied = run_blocking(move || apply_batch(&shared(&db), entries, dedup_capacity))
             .await
             .map_err(report("apply log entries"))?;
 
@@ -373,7 +387,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let meta = meta.clone();
 
-        run_blocking(move || install(&db, meta, snapshot))
+        run_blocking(move || install(&shared(&db), meta, snapshot))
             .await
             .map_err(report("install snapshot"))
     }
@@ -381,7 +395,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let db = self.db.clone();
 
-        run_blocking(move || read_current_snapshot(&db))
+        run_blocking(move || read_current_snapshot(&shared(&db)))
             .await
             .map_err(report("read current snapshot"))
     }

@@ -1,13 +1,18 @@
 //! Prompt compaction after an erase: a locked or deleted record's sealed blobs stay in the
-//! Raft log entries that wrote them, and in the current snapshot, until both are replaced. Each
-//! node builds a snapshot past every applied erase and purges its log up to that snapshot.
+//! Raft log entries that wrote them, in the current snapshot, and in freed pages of both redb
+//! files, until all are replaced. Each node builds a snapshot past every applied erase, purges
+//! its log up to that snapshot (the log store compacts its file on every purge), and compacts
+//! its state machine file.
+//!
+//! NOTE: compacting the state machine file blocks applies while it runs, and its cost grows with
+//! the number of records. Erases that arrive during a round share the next round, but a steady
+//! stream of lockouts on a large vault will show up as write latency.
 
 use std::time::Duration;
 
-use keyfleet_raft::{NodeId, Raft};
+use keyfleet_raft::{NodeId, Raft, StateMachineStore};
 use openraft::RaftMetrics;
 use openraft::async_runtime::WatchReceiver;
-use tokio::sync::watch;
 
 /// Longest wait for a snapshot or a purge to reach an erase.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,12 +26,14 @@ const RETRIGGER: Duration = Duration::from_secs(1);
 pub(crate) async fn compact_after_erasures(
     node_id: NodeId,
     raft: Raft,
-    mut erasures: watch::Receiver<u64>,
+    state_machine: StateMachineStore,
 ) {
+    let mut erasures = state_machine.erasures();
+
     while erasures.changed().await.is_ok() {
         let index = *erasures.borrow_and_update();
 
-        if let Err(reason) = compact_past(&raft, index).await {
+        if let Err(reason) = compact_past(&raft, &state_machine, index).await {
             tracing::warn!(node_id, erase_index = index, %reason, "compaction after an erase failed");
         } else {
             tracing::info!(
@@ -38,7 +45,11 @@ pub(crate) async fn compact_after_erasures(
     }
 }
 
-async fn compact_past(raft: &Raft, index: u64) -> Result<(), String> {
+async fn compact_past(
+    raft: &Raft,
+    state_machine: &StateMachineStore,
+    index: u64,
+) -> Result<(), String> {
     let snapshot = step(raft, "a snapshot", Trigger::Snapshot, |metrics| {
         metrics
             .snapshot
@@ -60,7 +71,10 @@ async fn compact_past(raft: &Raft, index: u64) -> Result<(), String> {
     )
     .await?;
 
-    Ok(())
+    state_machine
+        .compact()
+        .await
+        .map_err(|error| format!("compacting the state machine file failed: {error}"))
 }
 
 /// A request to Raft that one compaction step sends.

@@ -65,7 +65,6 @@ impl RunningNode {
         let (stop_raft, raft_stopped) = oneshot::channel::<()>();
         let raft_task = tokio::spawn(raft_server.serve_with_shutdown(signal(raft_stopped)));
 
-        let erasures = state_machine.erasures();
         let replica = Replica {
             node_id,
             raft: raft.clone(),
@@ -84,7 +83,7 @@ impl RunningNode {
             default_max_guesses: config.vault.default_max_guesses,
             max_guesses_ceiling: config.vault.max_guesses_ceiling,
         };
-        let vault_service = VaultService::new(replica, core.clone(), verifier, limits);
+        let vault_service = VaultService::new(replica.clone(), core.clone(), verifier, limits);
 
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api_task = serve_api(
@@ -100,7 +99,7 @@ impl RunningNode {
             tokio::spawn(crate::compactor::compact_after_erasures(
                 node_id,
                 raft.clone(),
-                erasures,
+                replica.state_machine.clone(),
             )),
         ];
 
