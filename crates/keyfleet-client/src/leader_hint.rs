@@ -1,6 +1,5 @@
 use keyfleet_api::LEADER_API_METADATA;
 use keyfleet_api::LEADER_ID_METADATA;
-use keyfleet_raft::NodeId;
 use tonic::Status;
 
 use crate::endpoint::endpoint_uri;
@@ -9,7 +8,7 @@ use crate::endpoint::endpoint_uri;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderHint {
     /// Leader's node id, if the node sent a valid non-zero one.
-    pub leader_id: Option<NodeId>,
+    pub leader_id: Option<u64>,
 
     /// URI of the leader's node API, such as `http://127.0.0.1:7001`.
     pub api_endpoint: String,
@@ -32,7 +31,7 @@ impl LeaderHint {
         let leader_id = metadata
             .get(LEADER_ID_METADATA)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<NodeId>().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
             .filter(|id| *id != 0);
 
         Some(Self {

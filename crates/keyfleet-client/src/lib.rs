@@ -9,10 +9,12 @@
 //! the id is among the last `keyfleet_raft::vault::DEDUP_CAPACITY` (100,000) it remembers.
 //!
 //! [`LeaderRouter`] is that routing for any tonic client over a
-//! [`tonic::transport::Channel`], such as the vault API's.
+//! [`tonic::transport::Channel`], such as the vault API's. With the default feature `node-api`
+//! off, the crate has only the routing, and does not depend on keyfleet-raft.
 
 mod client_error;
 mod endpoint;
+#[cfg(feature = "node-api")]
 mod fleet_client;
 mod leader_hint;
 mod leader_router;
@@ -23,6 +25,7 @@ mod router_error;
 
 pub use client_error::ClientError;
 pub use endpoint::endpoint_uri;
+#[cfg(feature = "node-api")]
 pub use fleet_client::FleetClient;
 pub use keyfleet_api::node::StatusResponse;
 pub use leader_hint::LeaderHint;

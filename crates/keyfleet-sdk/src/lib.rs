@@ -32,7 +32,7 @@ mod vault_client;
 
 pub use backup_key::{MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use keyfleet_client::RetryPolicy;
-pub use keyfleet_vault::KsfParams;
+pub use keyfleet_protocol::KsfParams;
 pub use record_status::{RecordStatus, Registration};
 pub use sdk_error::SdkError;
 pub use vault_client::VaultClient;

@@ -1,7 +1,7 @@
 //! The client's OPAQUE finish steps, which run the Argon2id KSF on a blocking thread so that
 //! they do not stall the async runtime.
 
-use keyfleet_vault::{KE_CONTEXT, KsfParams, Suite, client_identifiers, client_ksf};
+use keyfleet_protocol::{KE_CONTEXT, KsfParams, Suite, client_identifiers, client_ksf};
 use opaque_ke::errors::ProtocolError;
 use opaque_ke::{
     CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration,

@@ -2,7 +2,7 @@ use keyfleet_api::vault::{
     RecoveryFinishRequest, RecoveryFinishResponse, RecoveryStartRequest, RecoveryStartResponse,
 };
 use keyfleet_client::Operation;
-use keyfleet_vault::{CREDENTIAL_FINALIZATION_LEN, Suite, open_recovered_secret};
+use keyfleet_protocol::{CREDENTIAL_FINALIZATION_LEN, Suite, open_recovered_secret};
 use opaque_ke::ClientLogin;
 use rand::RngCore;
 use rand::rngs::OsRng;

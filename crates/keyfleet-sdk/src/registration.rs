@@ -2,7 +2,7 @@ use keyfleet_api::vault::{
     RegistrationFinishRequest, RegistrationStartRequest, RegistrationStartResponse,
 };
 use keyfleet_client::Operation;
-use keyfleet_vault::Suite;
+use keyfleet_protocol::Suite;
 use opaque_ke::ClientRegistration;
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;

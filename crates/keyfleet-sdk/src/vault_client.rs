@@ -3,7 +3,7 @@ use std::future::Future;
 use keyfleet_api::vault::vault_client::VaultClient as GrpcVaultClient;
 use keyfleet_api::vault::{DeleteRequest, GetStateRequest};
 use keyfleet_client::{LeaderRouter, Operation, RetryPolicy};
-use keyfleet_vault::KsfParams;
+use keyfleet_protocol::KsfParams;
 use tonic::Status;
 use tonic::transport::Channel;
 

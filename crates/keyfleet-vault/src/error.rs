@@ -1,6 +1,6 @@
 use keyfleet_hsm::HsmError;
 
-use crate::{KsfParams, TicketKind};
+use crate::TicketKind;
 
 /// Errors from the OPAQUE server core.
 ///
@@ -93,22 +93,6 @@ pub enum VaultError {
         /// Name of the stored value, for example `"password file"`.
         value: &'static str,
         /// What failed.
-        reason: String,
-    },
-
-    /// A recovered secret could not be opened with the session key.
-    #[error(
-        "recovered secret failed authentication: it was changed in transit or the session key \
-         or user id differs from the recovery's"
-    )]
-    RecoveredSecretInvalid,
-
-    /// The KSF parameters are not valid Argon2 parameters.
-    #[error("KSF parameters {params:?} are invalid: {reason}")]
-    InvalidKsfParams {
-        /// The rejected parameters.
-        params: KsfParams,
-        /// Argon2's reason.
         reason: String,
     },
 

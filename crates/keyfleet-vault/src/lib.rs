@@ -7,24 +7,21 @@
 //! OPRF keys are derived inside the HSM, and the server state between the two round trips
 //! travels with the client in HSM-sealed tickets.
 //!
-//! The cipher suite is [`Suite`], the protocol constants are in [`protocol`], and a client
-//! builds its KSF with [`client_ksf`].
+//! The protocol that clients share, re-exported here from `keyfleet-protocol`: the cipher suite
+//! [`Suite`], the constants of [`PROTOCOL_VERSION`] 1, and the KSF a client builds with
+//! [`client_ksf`].
 
 mod clock;
 mod config;
 mod error;
 mod fleet_setup;
-mod ksf_params;
 mod limits;
 mod oprf_key;
-pub mod protocol;
 mod record;
 mod recovery;
 mod registration;
-mod secret_transport;
 mod session_key;
 mod static_dh;
-mod suite;
 mod ticket;
 mod ticket_claims;
 mod vault;
@@ -33,17 +30,15 @@ pub use clock::{Clock, SystemClock};
 pub use config::{DEFAULT_TICKET_TTL_SECS, VaultConfig};
 pub use error::VaultError;
 pub use fleet_setup::{FleetSetup, SERVER_SETUP_PURPOSE};
-pub use ksf_params::{KsfParams, client_ksf};
-pub use limits::{
-    CREDENTIAL_FINALIZATION_LEN, CREDENTIAL_REQUEST_LEN, MAX_CLIENT_CIPHERTEXT_LEN, MAX_TICKET_LEN,
-    MAX_USER_ID_LEN, PASSWORD_FILE_LEN, REGISTRATION_REQUEST_LEN, REGISTRATION_UPLOAD_LEN,
+pub use keyfleet_protocol::{
+    CREDENTIAL_FINALIZATION_LEN, CREDENTIAL_REQUEST_LEN, KE_CONTEXT, KsfParams, PASSWORD_FILE_LEN,
+    PROTOCOL_V1_KSF, PROTOCOL_VERSION, ProtocolError, REGISTRATION_REQUEST_LEN,
+    REGISTRATION_UPLOAD_LEN, Suite, client_identifiers, client_ksf, open_recovered_secret,
 };
-pub use protocol::{KE_CONTEXT, PROTOCOL_V1_KSF, PROTOCOL_VERSION, client_identifiers};
+pub use limits::{MAX_CLIENT_CIPHERTEXT_LEN, MAX_TICKET_LEN, MAX_USER_ID_LEN};
 pub use record::{RecordState, StoredRecord};
 pub use recovery::{LoginAttempt, RecoveredSecret, RecoveryStart};
 pub use registration::{RegisteredRecord, RegistrationStart};
-pub use secret_transport::open_recovered_secret;
 pub use session_key::{SESSION_KEY_LEN, SessionKey};
-pub use suite::Suite;
 pub use ticket::{LoginTicket, RegistrationTicket, TicketKind};
 pub use vault::{CLIENT_SECRET_PURPOSE, PASSWORD_FILE_PURPOSE, Vault};

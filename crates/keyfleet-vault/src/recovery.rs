@@ -11,7 +11,6 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use crate::limits::{check_message_len, check_user_id};
-use crate::secret_transport::seal_for_session;
 use crate::static_dh::server_static_dh;
 use crate::ticket_claims::TicketClaims;
 use crate::vault::ticket_nonce;
@@ -218,7 +217,7 @@ impl Vault {
     ) -> Result<Vec<u8>, VaultError> {
         let secret = self.unseal_client_secret(user, record).await?;
 
-        Ok(seal_for_session(
+        Ok(keyfleet_protocol::seal_for_session(
             session_key.expose_secret(),
             user,
             secret.expose_secret(),

@@ -14,7 +14,7 @@ use hkdf::Hkdf;
 use keyfleet_api::vault::vault_server::{Vault, VaultServer};
 use keyfleet_api::vault::*;
 use keyfleet_api::{ERROR_DOMAIN, GUESSES_LEFT_KEY, LEADER_API_METADATA, LEADER_ID_METADATA};
-use keyfleet_vault::{KE_CONTEXT, Suite, client_identifiers};
+use keyfleet_protocol::{KE_CONTEXT, Suite, client_identifiers};
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
@@ -289,7 +289,7 @@ impl Vault for FakeLeader {
         self.begin("recovery_finish", request.get_ref())?;
         let record_id = authorize(&request, &request.get_ref().user_id)?;
         let message = request.get_ref();
-        if message.credential_finalization.len() != keyfleet_vault::CREDENTIAL_FINALIZATION_LEN {
+        if message.credential_finalization.len() != keyfleet_protocol::CREDENTIAL_FINALIZATION_LEN {
             return Err(invalid("credential_finalization"));
         }
 

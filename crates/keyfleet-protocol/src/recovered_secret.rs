@@ -13,7 +13,7 @@ use rand::rngs::OsRng;
 use sha2::Sha512;
 use zeroize::Zeroizing;
 
-use crate::VaultError;
+use crate::ProtocolError;
 
 /// HKDF info of the transport key.
 pub(crate) const KEY_INFO: &[u8] = b"keyfleet protocol 1 recovered secret key";
@@ -23,8 +23,9 @@ pub(crate) const AAD_DOMAIN: &[u8] = b"keyfleet protocol 1 recovered secret";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
-/// Encrypts `plaintext` for `user` under a key derived from `session_key`.
-pub(crate) fn seal_for_session(session_key: &[u8], user: &str, plaintext: &[u8]) -> Vec<u8> {
+/// Encrypts `plaintext` for `user` under a key derived from `session_key`: the vault's side of
+/// RecoveryFinish.
+pub fn seal_for_session(session_key: &[u8], user: &str, plaintext: &[u8]) -> Vec<u8> {
     let cipher = transport_cipher(session_key);
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
@@ -50,15 +51,15 @@ pub(crate) fn seal_for_session(session_key: &[u8], user: &str, plaintext: &[u8])
 /// `ClientLogin::finish` and the user id of the recovery.
 ///
 /// # Errors
-/// [`VaultError::RecoveredSecretInvalid`] when the bytes were changed, or the session key or
+/// [`ProtocolError::RecoveredSecretInvalid`] when the bytes were changed, or the session key or
 /// user id differs from the recovery's.
 pub fn open_recovered_secret(
     session_key: &[u8],
     user: &str,
     sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
-        return Err(VaultError::RecoveredSecretInvalid);
+        return Err(ProtocolError::RecoveredSecretInvalid);
     }
 
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
@@ -74,7 +75,7 @@ pub fn open_recovered_secret(
             },
         )
         .map(Zeroizing::new)
-        .map_err(|_| VaultError::RecoveredSecretInvalid)
+        .map_err(|_| ProtocolError::RecoveredSecretInvalid)
 }
 
 fn transport_cipher(session_key: &[u8]) -> Aes256Gcm {
@@ -117,12 +118,21 @@ mod tests {
         let tampered = open_recovered_secret(&[3; 64], "alice", &changed);
         let truncated = open_recovered_secret(&[3; 64], "alice", &sealed[..10]);
 
-        assert!(matches!(other_key, Err(VaultError::RecoveredSecretInvalid)));
+        assert!(matches!(
+            other_key,
+            Err(ProtocolError::RecoveredSecretInvalid)
+        ));
         assert!(matches!(
             other_user,
-            Err(VaultError::RecoveredSecretInvalid)
+            Err(ProtocolError::RecoveredSecretInvalid)
         ));
-        assert!(matches!(tampered, Err(VaultError::RecoveredSecretInvalid)));
-        assert!(matches!(truncated, Err(VaultError::RecoveredSecretInvalid)));
+        assert!(matches!(
+            tampered,
+            Err(ProtocolError::RecoveredSecretInvalid)
+        ));
+        assert!(matches!(
+            truncated,
+            Err(ProtocolError::RecoveredSecretInvalid)
+        ));
     }
 }

@@ -1,6 +1,6 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::VaultError;
+use crate::ProtocolError;
 
 /// Argon2id cost parameters for the KSF, which runs only on the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +17,11 @@ impl KsfParams {
     /// Builds the Argon2id instance that opaque-ke uses as the KSF with these parameters.
     ///
     /// # Errors
-    /// [`VaultError::InvalidKsfParams`] when Argon2 rejects the parameters, for example a memory
+    /// [`ProtocolError::InvalidKsfParams`] when Argon2 rejects the parameters, for example a memory
     /// cost below 8 KiB per lane.
-    pub fn argon2(&self) -> Result<Argon2<'static>, VaultError> {
+    pub fn argon2(&self) -> Result<Argon2<'static>, ProtocolError> {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|error| VaultError::InvalidKsfParams {
+            .map_err(|error| ProtocolError::InvalidKsfParams {
                 params: *self,
                 reason: error.to_string(),
             })?;
@@ -62,7 +62,7 @@ mod tests {
         let error = params.argon2().unwrap_err();
 
         assert!(
-            matches!(error, VaultError::InvalidKsfParams { .. }),
+            matches!(error, ProtocolError::InvalidKsfParams { .. }),
             "{error}"
         );
     }
