@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::fleet::MAX_FLEET_ID_LEN;
+use crate::record::OPRF_SALT_LEN;
 use crate::request_id::RequestId;
 use crate::response::Rejection;
 use crate::sealed_blob::MAX_SEALED_BLOB_LEN;
@@ -38,6 +39,8 @@ pub enum Command {
         sealed_secret: SealedBlob,
         /// Number of password guesses allowed before the record must be locked; at least 1.
         max_guesses: u32,
+        /// Salt of the record's OPRF key, drawn when the registration started.
+        oprf_salt: [u8; OPRF_SALT_LEN],
     },
 
     /// Counts one password guess, if the record is registered and has a guess left.
@@ -55,7 +58,7 @@ pub enum Command {
         expected_version: u64,
     },
 
-    /// Deletes the user's record.
+    /// Deletes the user's record, leaving a `Deleted` tombstone.
     Erase {
         /// User to delete.
         user: UserId,

@@ -27,11 +27,16 @@ pub enum StoreError {
         source: io::Error,
     },
 
-    /// Compacting the log file after a purge failed.
-    #[error("failed to compact the log file after a purge: {source}")]
-    Compact {
-        /// Error from redb.
-        source: redb::CompactionError,
+    /// Rewriting a database file into a fresh one failed.
+    #[error(
+        "failed to rewrite {path} into a fresh file: {source}; check the free space and \
+         permissions of its directory"
+    )]
+    Rewrite {
+        /// Path of the database file.
+        path: PathBuf,
+        /// Error from the file system.
+        source: io::Error,
     },
 
     /// A redb transaction, table or commit failed.

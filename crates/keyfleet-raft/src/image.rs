@@ -10,7 +10,7 @@ use crate::user_id::UserId;
 /// Version of the snapshot data layout, stored as the first byte of every snapshot.
 ///
 /// Raise it whenever [`VaultImage`] or a type inside it changes its encoding.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// The whole vault state, as carried in a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

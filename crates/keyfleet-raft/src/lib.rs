@@ -65,6 +65,7 @@ pub use node_addresses::NodeAddresses;
 pub use node_storage::LOG_FILE_NAME;
 pub use node_storage::STATE_MACHINE_FILE_NAME;
 pub use node_storage::open_node_storage;
+pub use record::OPRF_SALT_LEN;
 pub use record::UserRecord;
 pub use record::UserStatus;
 pub use request_id::RequestId;

@@ -2,7 +2,8 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use openraft::LogState;
 use openraft::OptionalSend;
@@ -21,10 +22,12 @@ use crate::error::report;
 use crate::redb_io::NamedValues;
 use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
-use crate::redb_io::compact;
+use crate::redb_io::copy_table;
 use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
+use crate::redb_io::remove_stale_rewrite;
+use crate::redb_io::rewrite;
 use crate::redb_io::run_blocking;
 use crate::redb_io::share;
 use crate::redb_io::shared;
@@ -49,17 +52,19 @@ const LAST_PURGED_KEY: &str = "last_purged_log_id";
 /// disk when the call returns. Clones share the database and serve as log readers, which read
 /// through redb's MVCC read transactions.
 ///
-/// Every purge compacts the file (see [`purge_entries`]), so that the bytes of purged entries,
-/// which may carry sealed blobs of erased records, do not linger in freed pages. Compaction needs
-/// the only handle on the database, so every other call shares it through a read lock.
+/// Every purge rewrites the file (see [`purge_entries`]), so that the bytes of purged entries,
+/// which may carry sealed blobs of erased records, do not linger in freed pages. The rewrite
+/// replaces the database, so every other call shares it through a read lock.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: SharedDatabase,
+    path: Arc<PathBuf>,
 }
 
 impl LogStore {
     /// Opens the log file at `path`, creating it if it does not exist.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        remove_stale_rewrite(path)?;
         let db = Database::create(path).map_err(|source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -67,7 +72,10 @@ impl LogStore {
 
         create_tables(&db)?;
 
-        Ok(Self { db: share(db) })
+        Ok(Self {
+            db: share(db),
+            path: Arc::new(path.to_owned()),
+        })
     }
 
     async fn read_meta<T>(
@@ -194,9 +202,9 @@ fn truncate_entries(db: &Database, last_kept: Option<u64>) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Records `last_purged` and deletes the entries up to it, in one transaction, then compacts
-/// the file, so that purged entries do not linger in freed pages.
-fn purge_entries(db: &mut Database, last_purged: LogId) -> Result<(), StoreError> {
+/// Records `last_purged` and deletes the entries up to it, in one transaction, then rewrites the
+/// file, so that purged entries do not linger in freed pages.
+fn purge_entries(db: &mut Database, path: &Path, last_purged: LogId) -> Result<(), StoreError> {
     let txn = begin_durable_write(db)?;
     {
         let mut meta = txn.open_table(LOG_META)?;
@@ -212,7 +220,10 @@ fn purge_entries(db: &mut Database, last_purged: LogId) -> Result<(), StoreError
     }
     txn.commit()?;
 
-    compact(db)
+    rewrite(db, path, |from, to| {
+        copy_table(from, to, LOG)?;
+        copy_table(from, to, LOG_META)
+    })
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -322,8 +333,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         tracing::debug!(last_purged = %log_id, "purging raft log");
 
         let db = self.db.clone();
+        let path = self.path.clone();
 
-        run_blocking(move || purge_entries(&mut exclusive(&db), log_id))
+        run_blocking(move || purge_entries(&mut exclusive(&db), &path, log_id))
             .await
             .map_err(report("purge log"))
     }

@@ -12,7 +12,15 @@ pub enum UserStatus {
     /// The password file and sealed secret were erased. The record stays as a tombstone so that
     /// a later recovery attempt learns that the user is locked, not unknown.
     Locked,
+
+    /// The record was deleted. The tombstone keeps the version of the delete, so that a
+    /// registration ticket issued before the delete cannot create the record again. The vault
+    /// treats the user as unknown.
+    Deleted,
 }
+
+/// Length of a record's OPRF salt.
+pub const OPRF_SALT_LEN: usize = 16;
 
 /// One user's vault record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +39,11 @@ pub struct UserRecord {
 
     /// Whether the record is registered or locked.
     pub status: UserStatus,
+
+    /// Salt of the record's OPRF key, drawn at registration. A new registration gets a new
+    /// salt, so OPRF evaluations made for an earlier registration, or for a registration that
+    /// never finished, say nothing about this one. All zeros in a deleted record.
+    pub oprf_salt: [u8; OPRF_SALT_LEN],
 
     /// Log index of the command that last changed the record. It grows with every change and
     /// is never reused, even after an erase and a new registration of the same user id.

@@ -1,13 +1,18 @@
 //! Helpers for running redb work off the async runtime, with durable write transactions.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::CompactionMode;
 use redb::Database;
 use redb::Durability;
+use redb::Key;
+use redb::ReadTransaction;
+use redb::ReadableDatabase;
 use redb::ReadableTable;
 use redb::Table;
 use redb::TableDefinition;
+use redb::Value;
 use redb::WriteTransaction;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,8 +37,8 @@ where
     tokio::task::spawn_blocking(work).await?
 }
 
-/// A database that transactions share through a read lock, and that compaction, which needs
-/// the only handle on it, takes through the write lock.
+/// A database that transactions share through a read lock, and that a rewrite, which replaces
+/// it, takes through the write lock.
 pub(crate) type SharedDatabase = Arc<RwLock<Database>>;
 
 /// Wraps `db` for sharing.
@@ -47,22 +52,93 @@ pub(crate) fn shared(db: &RwLock<Database>) -> RwLockReadGuard<'_, Database> {
     db.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Locks the database for compaction.
+/// Locks the database for a rewrite.
 pub(crate) fn exclusive(db: &RwLock<Database>) -> RwLockWriteGuard<'_, Database> {
     db.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Compacts the file with [`CompactionMode::Maximum`]: it moves the live pages to the start of
-/// the file, packs partly filled pages and truncates the rest, which overwrites or cuts off the
-/// pages that held deleted values.
+/// Rewrites the database at `path` into a new file that holds only its live data, and puts the
+/// new file in its place, so that no freed page of the old file, with the bytes of deleted
+/// values, stays in the data directory.
 ///
-/// NOTE: redb 5.0.0 does not document that compaction overwrites every freed byte. The vault
-/// tests scan every node's files for an erased record's sealed blobs after compaction and find
-/// none, which is evidence, not a promise from redb.
-pub(crate) fn compact(db: &mut Database) -> Result<(), StoreError> {
-    db.compact(CompactionMode::Maximum)
-        .map(drop)
-        .map_err(|source| StoreError::Compact { source })
+/// redb reuses freed pages but does not clear them, and a page it reuses keeps old bytes past
+/// the new contents, so neither compaction nor more writes remove deleted values from the file.
+/// `copy` copies every table from the old database into the new one. The new file is complete
+/// and synced before it is renamed over `path`, so a crash leaves either file whole; a leftover
+/// temporary file is removed when the store opens.
+///
+/// NOTE: the old file's disk blocks are freed by the file system, not overwritten, so a copy of
+/// the raw disk may still hold them.
+pub(crate) fn rewrite<F>(db: &mut Database, path: &Path, copy: F) -> Result<(), StoreError>
+where
+    F: FnOnce(&ReadTransaction, &WriteTransaction) -> Result<(), StoreError>,
+{
+    let temp = rewrite_path(path);
+    remove_stale_rewrite(path)?;
+
+    let fresh = Database::create(&temp).map_err(|source| StoreError::Open {
+        path: temp.clone(),
+        source,
+    })?;
+    {
+        let from = db.begin_read()?;
+        let to = begin_durable_write(&fresh)?;
+        copy(&from, &to)?;
+        to.commit()?;
+    }
+
+    let io_error = |source| StoreError::Rewrite {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::rename(&temp, path).map_err(io_error)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error)?;
+    }
+
+    *db = fresh;
+    Ok(())
+}
+
+/// Removes the temporary file of a rewrite that a crash interrupted.
+pub(crate) fn remove_stale_rewrite(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(rewrite_path(path)) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Rewrite {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn rewrite_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".rewrite");
+    PathBuf::from(name)
+}
+
+/// Copies every row of table `definition` from `from` to `to`.
+pub(crate) fn copy_table<K, V>(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+) -> Result<(), StoreError>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+{
+    let source = from.open_table(definition)?;
+    let mut target = to.open_table(definition)?;
+
+    for row in source.iter()? {
+        let (key, value) = row?;
+        target.insert(key.value(), value.value())?;
+    }
+
+    Ok(())
 }
 
 /// Begins a write transaction whose commit returns only after the data is on disk.

@@ -15,6 +15,7 @@ use crate::fleet::FleetRecord;
 use crate::image::VaultImage;
 use crate::record::UserRecord;
 use crate::redb_io::NamedValues;
+use crate::redb_io::copy_table;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
 use crate::request_id::RequestId;
@@ -196,4 +197,15 @@ pub(crate) fn read_image(txn: &ReadTransaction) -> Result<VaultImage, StoreError
     }
 
     Ok(image)
+}
+
+/// Copies every vault table from `from` to `to`, for a rewrite of the state machine file.
+pub(crate) fn copy_vault_tables(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+) -> Result<(), StoreError> {
+    copy_table(from, to, USERS)?;
+    copy_table(from, to, FLEET)?;
+    copy_table(from, to, DEDUP)?;
+    copy_table(from, to, DEDUP_BY_INDEX)
 }

@@ -1,6 +1,8 @@
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::record::OPRF_SALT_LEN;
+
 /// Outcome of applying one log entry, returned by `client_write` on the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
@@ -94,6 +96,8 @@ pub enum GuessOutcome {
         guesses_left: u32,
         /// Version of the record after the count.
         version: u64,
+        /// OPRF salt of the registration the guess was counted against.
+        oprf_salt: [u8; OPRF_SALT_LEN],
     },
 
     /// The guess was counted and used the last allowed guess. If this guess fails, the API layer
@@ -103,12 +107,14 @@ pub enum GuessOutcome {
         guesses_used: u32,
         /// Version of the record after the count.
         version: u64,
+        /// OPRF salt of the registration the guess was counted against.
+        oprf_salt: [u8; OPRF_SALT_LEN],
     },
 
     /// The record is locked, or has no guesses left, and the guess was not counted.
     Locked,
 
-    /// No record exists for the user.
+    /// No record exists for the user, or it was deleted.
     NotFound,
 }
 

@@ -1,5 +1,5 @@
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::Stream;
@@ -24,14 +24,17 @@ use crate::record::UserRecord;
 use crate::redb_io::NamedValues;
 use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
-use crate::redb_io::compact;
+use crate::redb_io::copy_table;
 use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
+use crate::redb_io::remove_stale_rewrite;
+use crate::redb_io::rewrite;
 use crate::redb_io::run_blocking;
 use crate::redb_io::share;
 use crate::redb_io::shared;
 use crate::redb_tables::RedbTables;
+use crate::redb_tables::copy_vault_tables;
 use crate::redb_tables::read_fleet;
 use crate::redb_tables::read_image;
 use crate::redb_tables::read_user;
@@ -71,6 +74,7 @@ const SNAPSHOT_DATA_KEY: &str = "data";
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
     db: SharedDatabase,
+    path: Arc<PathBuf>,
     dedup_capacity: u64,
     erasures: Arc<watch::Sender<u64>>,
 }
@@ -86,6 +90,7 @@ impl StateMachineStore {
     ///
     /// Every node of a fleet must use the same capacity, or their states can diverge.
     pub fn open_with_dedup_capacity(path: &Path, dedup_capacity: u64) -> Result<Self, StoreError> {
+        remove_stale_rewrite(path)?;
         let db = Database::create(path).map_err(|source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -95,23 +100,33 @@ impl StateMachineStore {
 
         Ok(Self {
             db: share(db),
+            path: Arc::new(path.to_owned()),
             dedup_capacity,
             erasures: Arc::new(watch::Sender::new(0)),
         })
     }
 
-    /// Compacts the state machine file, so that the bytes of erased records and replaced
-    /// snapshots do not linger in freed pages. Blocks every other call on this store while it
-    /// runs, and its cost grows with the file.
+    /// Rewrites the state machine file into a fresh one, so that the bytes of erased records and
+    /// replaced snapshots do not linger in freed pages. Blocks every other call on this store
+    /// while it runs, and its cost grows with the number of records.
     pub async fn compact(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
+        let path = self.path.clone();
 
-        run_blocking(move || compact(&mut exclusive(&db))).await
+        run_blocking(move || {
+            rewrite(&mut exclusive(&db), &path, |from, to| {
+                copy_table(from, to, APPLIED)?;
+                copy_table(from, to, SNAPSHOT)?;
+                copy_vault_tables(from, to)
+            })
+        })
+        .await
     }
 
     /// Returns a receiver of the log index of the last applied command that erased a record's
-    /// sealed blobs (a `Lock` that locked or an `Erase` that erased), 0 before the first one
-    /// since this store was opened. The node compacts its log and snapshot past that index.
+    /// sealed blobs (a `Lock` that locked or an `Erase` that erased), or of the last installed
+    /// snapshot, 0 before the first one since this store was opened. The node compacts its log
+    /// and snapshot past that index.
     pub fn erasures(&self) -> watch::Receiver<u64> {
         self.erasures.subscribe()
     }
@@ -387,9 +402,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let meta = meta.clone();
 
+        let installed_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         run_blocking(move || install(&shared(&db), meta, snapshot))
             .await
-            .map_err(report("install snapshot"))
+            .map_err(report("install snapshot"))?;
+
+        // The replaced tables may have held blobs that the snapshot no longer has, for example
+        // those of a record locked while this node was down, so compact as after an erase.
+        self.erasures.send_replace(installed_index);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {

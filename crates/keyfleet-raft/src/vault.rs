@@ -106,6 +106,7 @@ fn run_command<T: VaultTables>(
             password_file,
             sealed_secret,
             max_guesses,
+            oprf_salt,
         } => {
             let current_version = tables.user(user)?.map_or(0, |record| record.version);
             if expected_version.is_some_and(|expected| expected != current_version) {
@@ -119,6 +120,7 @@ fn run_command<T: VaultTables>(
                 max_guesses: *max_guesses,
                 guesses_used: 0,
                 status: UserStatus::Registered,
+                oprf_salt: *oprf_salt,
                 version: log_index,
             };
             Response::Register(register(tables, user, &record)?)
@@ -133,7 +135,7 @@ fn run_command<T: VaultTables>(
             expected_version,
         } => Response::ResetGuesses(reset_guesses(tables, log_index, user, *expected_version)?),
 
-        Command::Erase { user } => Response::Erase(erase(tables, user)?),
+        Command::Erase { user } => Response::Erase(erase(tables, log_index, user)?),
 
         Command::Lock {
             user,
@@ -162,7 +164,9 @@ fn register<T: VaultTables>(
     user: &UserId,
     record: &UserRecord,
 ) -> Result<RegisterOutcome, T::Error> {
-    let existed = tables.user(user)?.is_some();
+    let existed = tables
+        .user(user)?
+        .is_some_and(|record| record.status != UserStatus::Deleted);
 
     tables.put_user(user, record)?;
 
@@ -179,7 +183,7 @@ fn consume_guess<T: VaultTables>(
     log_index: u64,
     user: &UserId,
 ) -> Result<GuessOutcome, T::Error> {
-    let Some(mut record) = tables.user(user)? else {
+    let Some(mut record) = live_record(tables, user)? else {
         return Ok(GuessOutcome::NotFound);
     };
 
@@ -195,11 +199,13 @@ fn consume_guess<T: VaultTables>(
         0 => GuessOutcome::LastGuessCounted {
             guesses_used: record.guesses_used,
             version: record.version,
+            oprf_salt: record.oprf_salt,
         },
         guesses_left => GuessOutcome::Counted {
             guesses_used: record.guesses_used,
             guesses_left,
             version: record.version,
+            oprf_salt: record.oprf_salt,
         },
     };
     Ok(outcome)
@@ -211,7 +217,7 @@ fn reset_guesses<T: VaultTables>(
     user: &UserId,
     expected_version: u64,
 ) -> Result<ResetOutcome, T::Error> {
-    let Some(mut record) = tables.user(user)? else {
+    let Some(mut record) = live_record(tables, user)? else {
         return Ok(ResetOutcome::NotFound);
     };
 
@@ -234,12 +240,38 @@ fn reset_guesses<T: VaultTables>(
     })
 }
 
-fn erase<T: VaultTables>(tables: &mut T, user: &UserId) -> Result<EraseOutcome, T::Error> {
-    if tables.remove_user(user)? {
-        Ok(EraseOutcome::Erased)
-    } else {
-        Ok(EraseOutcome::NotFound)
+/// Replaces the record with a `Deleted` tombstone at `log_index`.
+///
+/// NOTE: tombstones are never removed, so a vault keeps one small record (the user id and a few
+/// integers) for every user id ever deleted.
+fn erase<T: VaultTables>(
+    tables: &mut T,
+    log_index: u64,
+    user: &UserId,
+) -> Result<EraseOutcome, T::Error> {
+    if live_record(tables, user)?.is_none() {
+        return Ok(EraseOutcome::NotFound);
     }
+
+    let tombstone = UserRecord {
+        password_file: Default::default(),
+        sealed_secret: Default::default(),
+        max_guesses: 0,
+        guesses_used: 0,
+        status: UserStatus::Deleted,
+        oprf_salt: [0; crate::record::OPRF_SALT_LEN],
+        version: log_index,
+    };
+    tables.put_user(user, &tombstone)?;
+
+    Ok(EraseOutcome::Erased)
+}
+
+/// Returns the user's record unless there is none or it is a `Deleted` tombstone.
+fn live_record<T: VaultTables>(tables: &T, user: &UserId) -> Result<Option<UserRecord>, T::Error> {
+    let record = tables.user(user)?;
+
+    Ok(record.filter(|record| record.status != UserStatus::Deleted))
 }
 
 fn lock<T: VaultTables>(
@@ -248,7 +280,7 @@ fn lock<T: VaultTables>(
     user: &UserId,
     expected_version: Option<u64>,
 ) -> Result<LockOutcome, T::Error> {
-    let Some(mut record) = tables.user(user)? else {
+    let Some(mut record) = live_record(tables, user)? else {
         return Ok(LockOutcome::NotFound);
     };
 
@@ -268,8 +300,6 @@ fn lock<T: VaultTables>(
     // until the log is purged, and in the current snapshot until the next one is built: the
     // state machine reports every applied lock and erase (`StateMachineStore::erasures`) so
     // that the node can compact at once.
-    // NOTE: freed redb pages keep the old bytes until redb reuses them. The blobs are
-    // HSM-sealed, so those bytes open only with the fleet sealing key.
     record.password_file.zeroize();
     record.sealed_secret.zeroize();
     record.status = UserStatus::Locked;

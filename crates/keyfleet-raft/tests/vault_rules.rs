@@ -81,6 +81,7 @@ fn consume_guess_counts_up_to_last_guess() {
             guesses_used: 1,
             guesses_left: 1,
             version: 2,
+            oprf_salt: [0; 16],
         })
     );
 
@@ -95,6 +96,7 @@ fn consume_guess_counts_up_to_last_guess() {
         Response::ConsumeGuess(GuessOutcome::LastGuessCounted {
             guesses_used: 2,
             version: 3,
+            oprf_salt: [0; 16],
         })
     );
 
@@ -264,7 +266,11 @@ fn erase_then_register_gets_newer_version() {
         },
     );
     assert_eq!(erased, Response::Erase(EraseOutcome::Erased));
-    assert_eq!(vault.tables.user(&user("alice")).unwrap(), None);
+    let tombstone = vault.tables.user(&user("alice")).unwrap().unwrap();
+    assert_eq!(tombstone.status, UserStatus::Deleted);
+    assert_eq!(tombstone.version, 2);
+    assert!(tombstone.password_file.is_empty());
+    assert!(tombstone.sealed_secret.is_empty());
 
     let again = vault.run(
         3,
@@ -343,6 +349,7 @@ fn invalid_commands_rejected_without_change() {
             password_file: oversized,
             sealed_secret: SealedBlob::default(),
             max_guesses: 3,
+            oprf_salt: [0; 16],
         },
     );
     assert_eq!(
@@ -499,6 +506,7 @@ fn register_checks_expected_version() {
         password_file: SealedBlob::new(b"second password file".to_vec()),
         sealed_secret: SealedBlob::new(b"second secret".to_vec()),
         max_guesses: 4,
+        oprf_salt: [0; 16],
     };
 
     let on_missing_record = vault.run(1, conditional(5));
@@ -563,4 +571,73 @@ fn lock_checks_expected_version() {
         },
     );
     assert_eq!(current, Response::Lock(LockOutcome::Locked { version: 4 }));
+}
+
+#[test]
+fn deleted_record_acts_as_missing() {
+    let mut vault = Applier::new(DEDUP_CAPACITY);
+    vault.run(1, register_command("alice", 3));
+    vault.run(
+        2,
+        Command::Erase {
+            user: user("alice"),
+        },
+    );
+
+    let guess = vault.run(
+        3,
+        Command::ConsumeGuess {
+            user: user("alice"),
+        },
+    );
+    assert_eq!(guess, Response::ConsumeGuess(GuessOutcome::NotFound));
+    let reset = vault.run(
+        4,
+        Command::ResetGuesses {
+            user: user("alice"),
+            expected_version: 2,
+        },
+    );
+    assert_eq!(reset, Response::ResetGuesses(ResetOutcome::NotFound));
+    let lock = vault.run(
+        5,
+        Command::Lock {
+            user: user("alice"),
+            expected_version: None,
+        },
+    );
+    assert_eq!(lock, Response::Lock(LockOutcome::NotFound));
+
+    let replayed_registration = vault.run(
+        6,
+        Command::Register {
+            expected_version: Some(0),
+            user: user("alice"),
+            password_file: SealedBlob::new(b"old password file".to_vec()),
+            sealed_secret: SealedBlob::new(b"old secret".to_vec()),
+            max_guesses: 3,
+            oprf_salt: [1; 16],
+        },
+    );
+    assert_eq!(
+        replayed_registration,
+        Response::Register(RegisterOutcome::VersionMismatch { current_version: 2 }),
+        "a ticket issued before the delete must not create the record again"
+    );
+
+    let after_delete = vault.run(
+        7,
+        Command::Register {
+            expected_version: Some(2),
+            user: user("alice"),
+            password_file: SealedBlob::new(b"new password file".to_vec()),
+            sealed_secret: SealedBlob::new(b"new secret".to_vec()),
+            max_guesses: 3,
+            oprf_salt: [2; 16],
+        },
+    );
+    assert_eq!(
+        after_delete,
+        Response::Register(RegisterOutcome::Created { version: 7 })
+    );
 }

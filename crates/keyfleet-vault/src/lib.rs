@@ -36,7 +36,7 @@ pub use keyfleet_protocol::{
     REGISTRATION_UPLOAD_LEN, Suite, client_identifiers, client_ksf, open_recovered_secret,
 };
 pub use limits::{MAX_CLIENT_CIPHERTEXT_LEN, MAX_TICKET_LEN, MAX_USER_ID_LEN};
-pub use record::{RecordState, StoredRecord};
+pub use record::{OPRF_SALT_LEN, RecordState, StoredRecord};
 pub use recovery::{LoginAttempt, RecoveredSecret, RecoveryStart};
 pub use registration::{RegisteredRecord, RegistrationStart};
 pub use session_key::{SESSION_KEY_LEN, SessionKey};

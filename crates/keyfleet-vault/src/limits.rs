@@ -9,7 +9,7 @@ pub const MAX_USER_ID_LEN: usize = 256;
 /// header fits many times over.
 pub const MAX_CLIENT_CIPHERTEXT_LEN: usize = 1024;
 /// Maximum length of a ticket the vault accepts back. A login ticket for a user id of
-/// [`MAX_USER_ID_LEN`] bytes is about 570 bytes.
+/// [`MAX_USER_ID_LEN`] bytes is about 590 bytes.
 pub const MAX_TICKET_LEN: usize = 1024;
 
 /// Checks that the OPAQUE message `message` is exactly `expected` bytes long.

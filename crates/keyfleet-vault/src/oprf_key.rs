@@ -6,6 +6,11 @@
 //! HMAC-SHA512(PRK, info ‖ 0x01) (RFC 5869, section 2.3). The vault computes that HMAC with the
 //! token's 64-byte HMAC-SHA512 secret as the PRK, so the OPRF seed never leaves the HSM, and
 //! passes the result to opaque-ke's `*_with_key_material` functions.
+//!
+//! The credential identifier is the record's 16-byte OPRF salt followed by the record id (see
+//! [`credential_id`]). The salt is fixed-length, so the pair is unambiguous, and each
+//! registration draws a new salt, so an OPRF evaluation at RegistrationStart, which counts no
+//! guess, uses a key unrelated to the one that guards the current record.
 
 use keyfleet_hsm::{Hsm, KeyLabel};
 use opaque_ke::generic_array::GenericArray;
@@ -21,6 +26,14 @@ const KEY_MATERIAL_LEN: usize = 32;
 
 /// OPRF key material for one credential identifier, zeroized on drop.
 pub(crate) type OprfKeyMaterial = Zeroizing<GenericArray<u8, U32>>;
+
+/// Builds the OPAQUE credential identifier of `user`'s record with OPRF salt `salt`.
+pub(crate) fn credential_id(salt: &[u8; crate::OPRF_SALT_LEN], user: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(salt.len() + user.len());
+    id.extend_from_slice(salt);
+    id.extend_from_slice(user.as_bytes());
+    id
+}
 
 /// Builds the HMAC input for `credential_id`: the HKDF info followed by the block counter 1.
 pub(crate) fn hmac_input(credential_id: &[u8]) -> Vec<u8> {

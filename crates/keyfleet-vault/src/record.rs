@@ -16,6 +16,15 @@ pub struct StoredRecord {
     pub password_file: SealedBlob,
     /// The sealed client ciphertext from [`crate::RegisteredRecord::sealed_secret`].
     pub sealed_secret: SealedBlob,
+    /// Salt of the record's OPRF key, from [`crate::RegisteredRecord::oprf_salt`].
+    pub oprf_salt: [u8; OPRF_SALT_LEN],
     /// Version and guess count of the record.
     pub state: RecordState,
 }
+
+/// Length of the OPRF salt that each registration draws.
+pub const OPRF_SALT_LEN: usize = 16;
+
+/// OPRF salt of a user with no record. No registration has it, because registrations draw
+/// theirs at random, so evaluations for an unknown user say nothing about a later registration.
+pub(crate) const UNREGISTERED_OPRF_SALT: [u8; OPRF_SALT_LEN] = [0; OPRF_SALT_LEN];

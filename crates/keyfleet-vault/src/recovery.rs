@@ -11,6 +11,7 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use crate::limits::{check_message_len, check_user_id};
+use crate::record::UNREGISTERED_OPRF_SALT;
 use crate::static_dh::server_static_dh;
 use crate::ticket_claims::TicketClaims;
 use crate::vault::ticket_nonce;
@@ -79,10 +80,11 @@ impl Vault {
             }
         })?;
 
+        let oprf_salt = record.map_or(UNREGISTERED_OPRF_SALT, |record| record.oprf_salt);
         let key_material = oprf_key::derive(
             self.hsm.as_ref(),
             &self.config.oprf_seed_key,
-            user.as_bytes(),
+            &oprf_key::credential_id(&oprf_salt, user),
         )
         .await?;
         let password_file = self
@@ -116,6 +118,7 @@ impl Vault {
             expires_at: self.ticket_expiry(),
             nonce: ticket_nonce(),
             record: record.map(|record| record.state).unwrap_or_default(),
+            oprf_salt,
             server_state: Zeroizing::new(result.state.serialize().to_vec()),
         };
         let ticket = self.tickets().seal(TicketKind::Login, &claims).await?;

@@ -9,7 +9,7 @@ use crate::limits::{check_message_len, check_user_id};
 use crate::ticket_claims::TicketClaims;
 use crate::vault::ticket_nonce;
 use crate::{
-    CLIENT_SECRET_PURPOSE, MAX_CLIENT_CIPHERTEXT_LEN, PASSWORD_FILE_PURPOSE,
+    CLIENT_SECRET_PURPOSE, MAX_CLIENT_CIPHERTEXT_LEN, OPRF_SALT_LEN, PASSWORD_FILE_PURPOSE,
     REGISTRATION_REQUEST_LEN, REGISTRATION_UPLOAD_LEN, RecordState, RegistrationTicket, Suite,
     TicketKind, Vault, VaultError, oprf_key,
 };
@@ -32,6 +32,8 @@ pub struct RegisteredRecord {
     pub sealed_secret: SealedBlob,
     /// The record's version and guess count when registration started, from the ticket.
     pub issued_at: RecordState,
+    /// Salt of the new record's OPRF key, drawn at registration start.
+    pub oprf_salt: [u8; OPRF_SALT_LEN],
 }
 
 impl Vault {
@@ -55,10 +57,11 @@ impl Vault {
             }
         })?;
 
+        let oprf_salt = new_oprf_salt();
         let key_material = oprf_key::derive(
             self.hsm.as_ref(),
             &self.config.oprf_seed_key,
-            user.as_bytes(),
+            &oprf_key::credential_id(&oprf_salt, user),
         )
         .await?;
         let result =
@@ -73,6 +76,7 @@ impl Vault {
             expires_at: self.ticket_expiry(),
             nonce: ticket_nonce(),
             record: current.unwrap_or_default(),
+            oprf_salt,
             server_state: Zeroizing::new(Vec::new()),
         };
         let ticket = self
@@ -129,6 +133,7 @@ impl Vault {
             password_file,
             sealed_secret,
             issued_at: claims.record,
+            oprf_salt: claims.oprf_salt,
         })
     }
 
@@ -145,4 +150,11 @@ impl Vault {
             .await
             .map_err(VaultError::hsm("seal of a registration record"))
     }
+}
+
+/// Draws a new OPRF salt from the operating system's generator.
+fn new_oprf_salt() -> [u8; OPRF_SALT_LEN] {
+    let mut salt = [0u8; OPRF_SALT_LEN];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    salt
 }

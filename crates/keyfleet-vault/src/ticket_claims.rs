@@ -1,8 +1,9 @@
 //! The sealed contents of a ticket.
 //!
 //! ```text
-//! format u8 (1) | expires_at u64 | nonce (16 bytes) | record version u64 | guesses used u32
-//!   | user id length u16 | user id | server state length u16 | server state
+//! format u8 (2) | expires_at u64 | nonce (16 bytes) | record version u64 | guesses used u32
+//!   | OPRF salt (16 bytes) | user id length u16 | user id | server state length u16
+//!   | server state
 //! ```
 //!
 //! Integers are big-endian. The server state is opaque-ke's serialized `ServerLogin` for a
@@ -17,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::{RecordState, TicketKind, VaultError};
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 /// Length of the ticket nonce.
 pub(crate) const NONCE_LEN: usize = 16;
 
@@ -27,6 +28,8 @@ pub(crate) struct TicketClaims {
     pub(crate) expires_at: u64,
     pub(crate) nonce: [u8; NONCE_LEN],
     pub(crate) record: RecordState,
+    /// OPRF salt of the record the exchange runs against: the new record's for registration.
+    pub(crate) oprf_salt: [u8; crate::OPRF_SALT_LEN],
     pub(crate) server_state: Zeroizing<Vec<u8>>,
 }
 
@@ -102,7 +105,7 @@ impl TicketClaims {
     fn encode(&self) -> Zeroizing<Vec<u8>> {
         let user = self.user.as_bytes();
         let mut out = Zeroizing::new(Vec::with_capacity(
-            43 + user.len() + self.server_state.len(),
+            59 + user.len() + self.server_state.len(),
         ));
 
         out.push(FORMAT);
@@ -110,6 +113,7 @@ impl TicketClaims {
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.record.version.to_be_bytes());
         out.extend_from_slice(&self.record.guesses_used.to_be_bytes());
+        out.extend_from_slice(&self.oprf_salt);
         push_prefixed(&mut out, user);
         push_prefixed(&mut out, &self.server_state);
         out
@@ -127,6 +131,7 @@ impl TicketClaims {
         let nonce = reader.take()?;
         let version = u64::from_be_bytes(reader.take()?);
         let guesses_used = u32::from_be_bytes(reader.take()?);
+        let oprf_salt = reader.take()?;
         let user = String::from_utf8(reader.take_prefixed()?.to_vec()).ok()?;
         let server_state = Zeroizing::new(reader.take_prefixed()?.to_vec());
 
@@ -142,6 +147,7 @@ impl TicketClaims {
                 version,
                 guesses_used,
             },
+            oprf_salt,
             server_state,
         })
     }
@@ -189,6 +195,7 @@ mod tests {
                 version: 42,
                 guesses_used: 3,
             },
+            oprf_salt: [5; crate::OPRF_SALT_LEN],
             server_state: Zeroizing::new(vec![9; 192]),
         }
     }
@@ -204,6 +211,7 @@ mod tests {
         assert_eq!(decoded.nonce, [7; NONCE_LEN]);
         assert_eq!(decoded.record.version, 42);
         assert_eq!(decoded.record.guesses_used, 3);
+        assert_eq!(decoded.oprf_salt, [5; crate::OPRF_SALT_LEN]);
         assert_eq!(decoded.server_state.as_slice(), &[9; 192]);
     }
 
@@ -213,7 +221,7 @@ mod tests {
         let mut trailing = encoded.to_vec();
         trailing.push(0);
         let mut other_format = encoded.to_vec();
-        other_format[0] = 2;
+        other_format[0] = 1;
 
         assert!(TicketClaims::decode(&encoded[..encoded.len() - 1]).is_none());
         assert!(TicketClaims::decode(&trailing).is_none());

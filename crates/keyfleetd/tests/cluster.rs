@@ -87,6 +87,7 @@ async fn cluster_commits_writes() {
             guesses_used: 1,
             guesses_left: 4,
             version: guess_index,
+            oprf_salt: [0; 16],
         })
     );
 
@@ -601,6 +602,7 @@ async fn large_snapshot_reaches_follower() {
                 password_file: keyfleet_raft::SealedBlob::new(vec![i; 64 * 1024]),
                 sealed_secret: keyfleet_raft::SealedBlob::new(vec![!i; 64 * 1024]),
                 max_guesses: 5,
+                oprf_salt: [0; 16],
             },
         };
         let (_, index) = write_ok(&cluster, &client, &request).await;

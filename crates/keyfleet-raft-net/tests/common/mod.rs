@@ -113,6 +113,7 @@ pub fn register_request(user: &str, seq: u8) -> Request {
             password_file: SealedBlob::new(vec![seq; 32]),
             sealed_secret: SealedBlob::new(vec![seq.wrapping_add(1); 32]),
             max_guesses: 10,
+            oprf_salt: [0; 16],
         },
     }
 }

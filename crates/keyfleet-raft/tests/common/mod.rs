@@ -69,6 +69,7 @@ pub fn register(id: u8, name: &str, max_guesses: u32) -> Request {
             password_file: SealedBlob::new(format!("password file of {name}").into_bytes()),
             sealed_secret: SealedBlob::new(format!("secret of {name}").into_bytes()),
             max_guesses,
+            oprf_salt: [0; 16],
         },
     }
 }

@@ -63,6 +63,7 @@ pub fn register_command(name: &str, max_guesses: u32) -> Command {
         password_file: SealedBlob::new(b"password file".to_vec()),
         sealed_secret: SealedBlob::new(b"secret".to_vec()),
         max_guesses,
+        oprf_salt: [0; 16],
     }
 }
 

@@ -178,6 +178,7 @@ pub async fn register(
     let record = StoredRecord {
         password_file: registered.password_file,
         sealed_secret: registered.sealed_secret,
+        oprf_salt: registered.oprf_salt,
         state: RecordState {
             version: REGISTERED_VERSION,
             guesses_used: 0,

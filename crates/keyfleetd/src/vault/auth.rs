@@ -31,16 +31,23 @@ impl VaultService {
         let token = bearer_token(request)?;
         let now = SystemClock.now_unix_secs();
 
-        let verified = self
-            .verifier
-            .verify(token, now)
-            .map_err(|error| token_rejected(&error))?;
+        let verified = self.verifier.verify(token, now).map_err(|error| {
+            if let Some(suppressed) = self.rejected_tokens.allow() {
+                tracing::info!(node_id = self.replica.node_id, %error, suppressed, "tenant token rejected");
+            }
+            token_rejected(&error)
+        })?;
 
         if verified.user != user_id {
+            tracing::info!(node_id = self.replica.node_id, tenant = %verified.tenant, "tenant token for another user rejected");
             return Err(error_status(
                 Code::PermissionDenied,
                 ErrorReason::TokenWrongUser,
-                "the tenant token names another user than user_id: mint a token for this user",
+                format!(
+                    "the tenant token was minted for user {:?}, not for the call's user_id {user_id:?}: \
+                     mint a token for {user_id:?}",
+                    verified.user
+                ),
                 &[],
             ));
         }

@@ -9,6 +9,7 @@
 mod auth;
 mod fleet_core;
 mod lockout;
+mod log_limiter;
 mod records;
 mod recovery;
 mod registration;
@@ -28,6 +29,7 @@ use tonic::{Request, Response, Status};
 
 pub(crate) use fleet_core::FleetCore;
 use lockout::Lockouts;
+use log_limiter::LogLimiter;
 
 use crate::replica::Replica;
 
@@ -52,7 +54,14 @@ pub(crate) struct VaultService {
     verifier: Arc<TokenVerifier>,
     limits: GuessLimits,
     lockouts: Lockouts,
+    /// Limit on the log lines of rejected tokens and of guesses for unknown users, which any
+    /// caller can repeat at will.
+    rejected_tokens: Arc<LogLimiter>,
+    unknown_user_guesses: Arc<LogLimiter>,
 }
+
+/// Interval between two log lines of one kind of event that callers can repeat at will.
+const REPEATED_EVENT_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for VaultService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +86,8 @@ impl VaultService {
             verifier: Arc::new(verifier),
             limits,
             lockouts,
+            rejected_tokens: Arc::new(LogLimiter::new(REPEATED_EVENT_LOG_INTERVAL)),
+            unknown_user_guesses: Arc::new(LogLimiter::new(REPEATED_EVENT_LOG_INTERVAL)),
         }
     }
 }

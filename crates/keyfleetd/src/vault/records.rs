@@ -1,7 +1,7 @@
 //! Delete and GetState.
 
 use keyfleet_api::vault::{DeleteRequest, DeleteResponse, GetStateResponse, RecordState};
-use keyfleet_raft::{Command, EraseOutcome, Response, UserStatus};
+use keyfleet_raft::{Command, EraseOutcome, Response, UserRecord, UserStatus};
 use tonic::Status;
 
 use super::auth::Caller;
@@ -41,7 +41,11 @@ impl VaultService {
         let record = self.replica.local_user(&caller.record).await?;
 
         let response = match record {
-            None => GetStateResponse {
+            None
+            | Some(UserRecord {
+                status: UserStatus::Deleted,
+                ..
+            }) => GetStateResponse {
                 state: RecordState::NotRegistered.into(),
                 max_guesses: 0,
                 guesses_left: 0,

@@ -16,6 +16,7 @@ use super::{VaultService, request_id, status};
 struct CountedGuess {
     guesses_used: u32,
     version: u64,
+    oprf_salt: [u8; keyfleet_raft::OPRF_SALT_LEN],
     last: bool,
 }
 
@@ -77,18 +78,22 @@ impl VaultService {
             Response::ConsumeGuess(GuessOutcome::Counted {
                 guesses_used,
                 version,
+                oprf_salt,
                 ..
             }) => Ok(Some(CountedGuess {
                 guesses_used,
                 version,
+                oprf_salt,
                 last: false,
             })),
             Response::ConsumeGuess(GuessOutcome::LastGuessCounted {
                 guesses_used,
                 version,
+                oprf_salt,
             }) => Ok(Some(CountedGuess {
                 guesses_used,
                 version,
+                oprf_salt,
                 last: true,
             })),
             Response::ConsumeGuess(GuessOutcome::NotFound) => Ok(None),
@@ -122,8 +127,12 @@ impl VaultService {
     }
 
     /// Reads the record the guess was counted on, with the state right after the count. Returns
-    /// `None` when the record was erased or locked since, so the login runs on the dummy
-    /// record.
+    /// `None` when the record was erased, deleted or locked since, so the login runs on the
+    /// dummy record.
+    ///
+    /// A retry answered from the dedup table returns the first outcome, which may belong to an
+    /// earlier registration. Building its KE2 from the current record would evaluate the new
+    /// registration's OPRF without counting a guess, so a salt that differs is `TICKET_STALE`.
     async fn counted_record(
         &self,
         caller: &Caller,
@@ -134,6 +143,12 @@ impl VaultService {
         let Some(record) = record.filter(|record| record.status == UserStatus::Registered) else {
             return Ok(None);
         };
+
+        if record.oprf_salt != guess.oprf_salt {
+            return Err(status::stale(
+                "recovery start: the user registered again after this guess was counted",
+            ));
+        }
 
         let state = RecordState {
             version: guess.version,
@@ -156,6 +171,7 @@ impl VaultService {
         Ok(StoredRecord {
             password_file: blob(record.password_file.as_bytes())?,
             sealed_secret: blob(record.sealed_secret.as_bytes())?,
+            oprf_salt: record.oprf_salt,
             state,
         })
     }
@@ -255,12 +271,16 @@ impl VaultService {
         issued_at: RecordState,
     ) -> Result<Status, Status> {
         let record = self.replica.local_user(&caller.record).await?;
+        let record = record.filter(|record| record.status != UserStatus::Deleted);
 
         let Some(record) = record else {
             // NOTE: an unknown user always shows the fleet default less one guess, so repeated
             // attempts distinguish an unknown user from a registered one. GetState distinguishes
             // them too, for a caller with a token for that user.
             let guesses_left = self.limits.default_max_guesses.saturating_sub(1);
+            if let Some(suppressed) = self.unknown_user_guesses.allow() {
+                tracing::info!(node_id = self.replica.node_id, user = %caller.record, suppressed, "recovery for a user with no record failed");
+            }
             return Ok(status::wrong_password(guesses_left));
         };
 
@@ -279,6 +299,7 @@ impl VaultService {
             }
         }
 
+        tracing::info!(node_id = self.replica.node_id, user = %caller.record, guesses_left = record.guesses_left(), "wrong password");
         Ok(status::wrong_password(record.guesses_left()))
     }
 }

@@ -85,6 +85,7 @@ impl VaultService {
             password_file: keyfleet_raft::SealedBlob::new(registered.password_file.into_bytes()),
             sealed_secret: keyfleet_raft::SealedBlob::new(registered.sealed_secret.into_bytes()),
             max_guesses,
+            oprf_salt: registered.oprf_salt,
         };
         let response = self.replica.run(request_id, command).await?;
         match response {

@@ -51,7 +51,14 @@ pub(super) fn wrong_password(guesses_left: u32) -> Status {
     error_status(
         Code::PermissionDenied,
         ErrorReason::WrongPassword,
-        format!("wrong password or unknown user: {guesses_left} guesses left"),
+        format!(
+            "wrong password or unknown user: {guesses_left} {} left",
+            if guesses_left == 1 {
+                "guess"
+            } else {
+                "guesses"
+            }
+        ),
         &[(GUESSES_LEFT_KEY, guesses_left.to_string())],
     )
 }
