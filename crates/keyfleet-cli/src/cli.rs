@@ -83,7 +83,8 @@ pub(crate) struct EndpointArgs {
         env = "KEYFLEET_ENDPOINTS",
         value_delimiter = ',',
         default_value = DEFAULT_ENDPOINTS,
-        value_name = "A,B,C"
+        value_name = "A,B,C",
+        value_parser = parse_endpoint
     )]
     pub(crate) endpoints: Vec<String>,
 
@@ -153,7 +154,8 @@ pub(crate) struct RegisterArgs {
     #[arg(long)]
     pub(crate) force: bool,
 
-    /// Wrong passwords allowed between two successful recoveries; 0 uses the fleet default.
+    /// Password attempts allowed between two successful recoveries; a failed last attempt
+    /// erases the record. 0 uses the fleet default.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) max_guesses: u32,
 }
@@ -224,6 +226,44 @@ pub(crate) struct MintArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub(crate) ttl_secs: u64,
+}
+
+/// Checks one `--endpoints` value: `host:port`, or an `http://` or `https://` URI with a port.
+fn parse_endpoint(value: &str) -> Result<String, String> {
+    let (scheme, authority) = match value.split_once("://") {
+        Some((scheme @ ("http" | "https"), rest)) => (Some(scheme), rest),
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{value:?} has the scheme {scheme:?}; use host:port, http:// or https://"
+            ));
+        }
+        None => (None, value),
+    };
+    let authority = authority.trim_end_matches('/');
+
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Err(format!(
+            "{value:?} has no port; write host:port, such as 127.0.0.1:7201"
+        ));
+    };
+    if host.is_empty() || authority.contains('/') {
+        return Err(format!(
+            "{value:?} is not host:port, such as 127.0.0.1:7201"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => {}
+        _ => {
+            return Err(format!(
+                "{value:?} has the port {port:?}; use a port from 1 to 65535"
+            ));
+        }
+    }
+
+    Ok(match scheme {
+        Some(scheme) => format!("{scheme}://{authority}"),
+        None => authority.to_owned(),
+    })
 }
 
 #[cfg(test)]

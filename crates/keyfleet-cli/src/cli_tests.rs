@@ -212,3 +212,35 @@ fn long_help_lists_exit_codes() {
         assert!(help.contains(line), "missing {line:?} in:\n{help}");
     }
 }
+
+#[test]
+fn endpoints_are_checked() {
+    let accepted = [
+        ("127.0.0.1:7201", "127.0.0.1:7201"),
+        ("http://node-1:7201", "http://node-1:7201"),
+        ("https://node-1:7201/", "https://node-1:7201"),
+    ];
+    for (value, expected) in accepted {
+        assert_eq!(
+            super::parse_endpoint(value).as_deref(),
+            Ok(expected),
+            "{value}"
+        );
+    }
+
+    for value in [
+        "127.0.0.1:99999",
+        "127.0.0.1:abc",
+        "127.0.0.1",
+        "garbage",
+        "ftp://127.0.0.1:7201",
+        "",
+        ":7201",
+        "127.0.0.1:0",
+    ] {
+        assert!(
+            super::parse_endpoint(value).is_err(),
+            "{value:?} was accepted"
+        );
+    }
+}

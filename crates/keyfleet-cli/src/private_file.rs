@@ -78,6 +78,37 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<()
         .map_err(|source| file_error("write", path, source))
 }
 
+/// Checks, before a call that costs a guess, that [`write_private`] can later create `path`:
+/// it is not an existing file (unless `force`) nor a directory, and its directory exists and
+/// takes new files.
+pub(crate) fn check_output(path: &Path, force: bool) -> Result<(), CliError> {
+    if path.is_dir() {
+        return Err(CliError::InvalidInput(format!(
+            "{} is a directory; pass a file path to write the secret to",
+            path.display()
+        )));
+    }
+
+    if path.exists() && !force {
+        return Err(CliError::OutputExists {
+            path: path.to_owned(),
+        });
+    }
+
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".keyfleet-write-check-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_MODE)
+        .open(&probe)
+        .map_err(|source| file_error("create a file in", dir, source))?;
+    std::fs::remove_file(&probe).map_err(|source| file_error("remove", &probe, source))
+}
+
 fn file_error(action: &'static str, path: &Path, source: io::Error) -> CliError {
     CliError::File {
         action,
@@ -91,6 +122,37 @@ mod tests {
     use std::fs;
 
     use super::*;
+
+    #[test]
+    fn output_check_rejects_unwritable_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("existing.key");
+        fs::write(&existing, b"old").unwrap();
+
+        let missing_dir = check_output(&dir.path().join("no-such-dir/secret.key"), false);
+        let directory = check_output(dir.path(), true);
+        let exists = check_output(&existing, false);
+
+        assert!(
+            matches!(missing_dir, Err(CliError::File { .. })),
+            "{missing_dir:?}"
+        );
+        assert!(
+            matches!(directory, Err(CliError::InvalidInput(_))),
+            "{directory:?}"
+        );
+        assert!(
+            matches!(exists, Err(CliError::OutputExists { .. })),
+            "{exists:?}"
+        );
+        assert!(check_output(&existing, true).is_ok());
+        assert!(check_output(&dir.path().join("new.key"), false).is_ok());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "the check left a file behind"
+        );
+    }
 
     #[test]
     fn written_file_is_private() {

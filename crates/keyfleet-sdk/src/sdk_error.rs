@@ -10,8 +10,8 @@ use keyfleet_client::ClientError;
 pub enum SdkError {
     /// The password is wrong, or the user has no record (`WRONG_PASSWORD`).
     #[error(
-        "wrong password, or no record for this user; {guesses_left} guesses left before the \
-         record is erased"
+        "wrong password, or no record for this user; {guesses_left} {} left before the record \
+         is erased", if *guesses_left == 1 { "guess" } else { "guesses" }
     )]
     WrongPassword {
         /// Guesses the record has left before the vault erases it.
@@ -26,7 +26,7 @@ pub enum SdkError {
     Locked,
 
     /// The vault rejected the token (`TOKEN_INVALID`, `TOKEN_EXPIRED`).
-    #[error("the vault rejected the token ({reason}): {message}; use a valid, unexpired token")]
+    #[error("the vault rejected the token ({reason}): {message}")]
     Unauthenticated {
         /// The `ErrorInfo` reason, or `UNAUTHENTICATED` when the status carried none.
         reason: String,
@@ -35,7 +35,7 @@ pub enum SdkError {
     },
 
     /// The token is not for this user (`TOKEN_WRONG_USER`).
-    #[error("the vault denied the call: {message}; use a token minted for this user")]
+    #[error("the vault denied the call: {message}")]
     PermissionDenied {
         /// The vault's status message.
         message: String,

@@ -30,15 +30,18 @@ pub(super) async fn init(args: &ClusterInitArgs) -> Result<(), CliError> {
     )
 }
 
-/// Runs `keyfleet cluster status`: one line, or one JSON object, per endpoint.
+/// Runs `keyfleet cluster status`: one line, or one JSON object, per endpoint. Fails as
+/// unavailable when no endpoint answers.
 pub(super) async fn status(args: &EndpointArgs) -> Result<(), CliError> {
     let client = client(args)?;
     let mut lines = Vec::new();
     let mut nodes = Vec::new();
+    let mut reachable = 0;
 
     for endpoint in &args.endpoints {
         match client.status(endpoint).await {
             Ok(status) => {
+                reachable += 1;
                 lines.push(describe(endpoint, &status));
                 nodes.push(to_json(endpoint, &status));
             }
@@ -49,7 +52,15 @@ pub(super) async fn status(args: &EndpointArgs) -> Result<(), CliError> {
         }
     }
 
-    print_result(args.json, &lines.join("\n"), &json!({ "nodes": nodes }))
+    print_result(args.json, &lines.join("\n"), &json!({ "nodes": nodes }))?;
+
+    if reachable == 0 {
+        return Err(CliError::NotReady(format!(
+            "no node of {} answered: check that the nodes run and listen on these addresses",
+            args.endpoints.join(",")
+        )));
+    }
+    Ok(())
 }
 
 /// Runs `keyfleet cluster wait-ready`: polls the endpoints until one reports a leader.

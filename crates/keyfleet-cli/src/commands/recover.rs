@@ -7,21 +7,16 @@ use crate::cli::RecoverArgs;
 use crate::cli_error::CliError;
 use crate::output::print_outcome_or_secret;
 use crate::password::read_password;
-use crate::private_file::write_private;
+use crate::private_file::{check_output, write_private};
 
 /// Runs `keyfleet recover`.
 pub(super) async fn run(args: &RecoverArgs) -> Result<(), CliError> {
     let session = VaultSession::open(&args.vault)?;
 
-    // Checked before the call as well as at the write, so that an existing file does not
-    // cost a guess.
-    if let Some(path) = &args.out
-        && !args.force
-        && path.exists()
-    {
-        return Err(CliError::OutputExists {
-            path: path.to_owned(),
-        });
+    // Checked before the call as well as at the write, so that an output file that cannot be
+    // written does not cost a guess.
+    if let Some(path) = &args.out {
+        check_output(path, args.force)?;
     }
 
     let password = read_password(&args.password, false)?;

@@ -94,7 +94,8 @@ fn print_outcome(
         .print_secret
         .then(|| Zeroizing::new(hex::encode(secret)));
 
-    let mut summary = format!("registered user {user} with {max_guesses} guesses allowed");
+    let noun = if max_guesses == 1 { "guess" } else { "guesses" };
+    let mut summary = format!("registered user {user} with {max_guesses} {noun} allowed");
     if let Some(path) = &args.secret_out {
         summary.push_str(&format!("; wrote the secret to {}", path.display()));
     }

@@ -61,6 +61,7 @@ pub fn register(user: &UserId, max_guesses: u32) -> Request {
             password_file: SealedBlob::new(b"test password file".to_vec()),
             sealed_secret: SealedBlob::new(b"test sealed secret".to_vec()),
             max_guesses,
+            oprf_salt: [0; 16],
         },
     }
 }

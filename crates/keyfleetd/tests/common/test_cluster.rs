@@ -425,11 +425,18 @@ impl TestCluster {
 
     /// Polls `Status` until node `id` responds. Returns false if the process exits first or
     /// [`WAIT`] passes.
+    ///
+    /// The status must name node `id`: another node that took the same port in a clash answers
+    /// too, and counting it would leave the cluster a node short.
     async fn wait_ready(&mut self, id: NodeId) -> bool {
         let deadline = Instant::now() + WAIT;
 
         while Instant::now() < deadline {
-            if self.status(id).await.is_ok() {
+            if self
+                .status(id)
+                .await
+                .is_ok_and(|status| status.node_id == id)
+            {
                 return true;
             }
 
