@@ -92,13 +92,15 @@ where
         source,
     };
     std::fs::rename(&temp, path).map_err(io_error)?;
+    // From here on `path` names the new file, so the store must use it even if the directory
+    // sync below fails, or its writes would go to a file that no longer has a name.
+    *db = fresh;
+
     if let Some(dir) = path.parent() {
         File::open(dir)
             .and_then(|dir| dir.sync_all())
             .map_err(io_error)?;
     }
-
-    *db = fresh;
     Ok(())
 }
 

@@ -143,6 +143,15 @@ impl StateMachineStore {
         .await
     }
 
+    /// Returns the log index of the last applied entry, 0 when none was applied.
+    pub async fn last_applied_index(&self) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+
+        let (last_applied, _) =
+            run_blocking(move || read_applied_state(&shared(&db).begin_read()?)).await?;
+        Ok(last_applied.map_or(0, |log_id| log_id.index))
+    }
+
     /// Returns the applied fleet setup.
     pub async fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
         let db = self.db.clone();
@@ -264,7 +273,7 @@ fn apply_batch(
 }
 
 /// Returns true for the outcomes that removed a record's sealed blobs from the tables. A retry
-/// answered from the dedup table returns the same outcome, which is harmless: it only asks for
+/// served from the dedup table returns the same outcome, which is harmless: it only requests
 /// one more compaction.
 fn erases_blobs(response: &Response) -> bool {
     matches!(

@@ -14,36 +14,76 @@ use keyfleet_raft::{NodeId, Raft, StateMachineStore};
 use openraft::RaftMetrics;
 use openraft::async_runtime::WatchReceiver;
 
-/// Longest wait for a snapshot or a purge to reach an erase.
+/// Maximum wait for a snapshot or a purge to reach an erase.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Interval at which a compaction step sends its request to Raft again.
 const RETRIGGER: Duration = Duration::from_secs(1);
 
+/// Purge requests a compaction step sends before it asks for a snapshot in their place.
+const PURGE_ATTEMPTS_PER_SNAPSHOT: u32 = 5;
+
 /// Follows `erasures`, the log index of the last applied erase, and compacts past each one.
-/// Erases that arrive during a compaction are covered by the next round. Runs until Raft or
-/// the state machine stops.
+/// Erases that arrive during a compaction are covered by the next round, and a failed round is
+/// tried again. Runs until Raft or the state machine stops.
+///
+/// The first round runs at start, past everything applied so far, because a node that stopped
+/// between applying an erase and finishing its round would otherwise keep the erased blobs
+/// until its next erase.
 pub(crate) async fn compact_after_erasures(
     node_id: NodeId,
     raft: Raft,
     state_machine: StateMachineStore,
 ) {
     let mut erasures = state_machine.erasures();
+    let applied_at_start = match state_machine.last_applied_index().await {
+        Ok(index) => index,
+        Err(error) => {
+            tracing::warn!(node_id, %error, "reading the applied log index failed; compacting at the next erase");
+            0
+        }
+    };
+    let mut pending = (applied_at_start > 0).then_some(applied_at_start);
+    let mut retry = RETRY_MIN;
 
-    while erasures.changed().await.is_ok() {
-        let index = *erasures.borrow_and_update();
+    loop {
+        let index = match pending.take() {
+            Some(index) => index.max(*erasures.borrow_and_update()),
+            None => {
+                if erasures.changed().await.is_err() {
+                    return;
+                }
+                *erasures.borrow_and_update()
+            }
+        };
 
-        if let Err(reason) = compact_past(&raft, &state_machine, index).await {
-            tracing::warn!(node_id, erase_index = index, %reason, "compaction after an erase failed");
-        } else {
-            tracing::info!(
-                node_id,
-                erase_index = index,
-                "log and snapshot compacted past an erase"
-            );
+        match compact_past(&raft, &state_machine, index).await {
+            Ok(()) => {
+                tracing::info!(
+                    node_id,
+                    erase_index = index,
+                    "log and snapshot compacted past an erase"
+                );
+                retry = RETRY_MIN;
+                tokio::time::sleep(MIN_ROUND_INTERVAL).await;
+            }
+            Err(reason) => {
+                tracing::warn!(node_id, erase_index = index, %reason, retry_secs = retry.as_secs(), "compaction after an erase failed; retrying");
+                pending = Some(index);
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
         }
     }
 }
+
+/// Wait between two compaction rounds, so that a stream of erases shares rounds instead of
+/// rewriting the files back to back.
+const MIN_ROUND_INTERVAL: Duration = Duration::from_secs(1);
+
+/// First and last wait before a failed round is tried again; it doubles in between.
+const RETRY_MIN: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 async fn compact_past(
     raft: &Raft,
@@ -93,6 +133,7 @@ where
 {
     let mut metrics = raft.metrics();
     let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    let mut attempts = 0u32;
 
     loop {
         if let Some(value) = reached(&metrics.borrow_watched()) {
@@ -102,8 +143,16 @@ where
             return Err(format!("{what} did not happen within {STEP_TIMEOUT:?}"));
         }
 
+        attempts += 1;
         let sent = match trigger {
             Trigger::Snapshot => raft.trigger().snapshot().await,
+            // openraft 0.10.0-alpha.37 ignores a purge request while one is scheduled, and a
+            // purge scheduled while this node still led an old term can stay stuck after it
+            // steps down. A finished snapshot reschedules the purge, so every few attempts ask
+            // for one.
+            Trigger::PurgeLog(_) if attempts.is_multiple_of(PURGE_ATTEMPTS_PER_SNAPSHOT) => {
+                raft.trigger().snapshot().await
+            }
             Trigger::PurgeLog(upto) => raft.trigger().purge_log(upto).await,
         };
         sent.map_err(|fatal| fatal.to_string())?;

@@ -768,3 +768,383 @@ async fn stopped_follower_erases_after_restart() {
     .await;
     wait_for_files(&cluster, follower, &sealed_secret, false, "kept the secret").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_start_after_lock_and_reregistration() {
+    let (cluster, leader) = launch().await;
+    let victim = raw(&cluster, leader, "victim").await;
+    let new_password: &[u8] = b"the password after the lockout";
+    victim
+        .register(PASSWORD, SECRET, 1)
+        .await
+        .expect("register");
+
+    // The attacker spends the only guess, with the password the user picks next.
+    let start = ClientLogin::<Suite>::start(&mut OsRng, new_password).unwrap();
+    let request = RecoveryStartRequest {
+        user_id: victim.user().to_owned(),
+        request_id: random_request_id(),
+        credential_request: start.message.serialize().to_vec(),
+    };
+    let reply = victim
+        .send_recovery_start(request.clone())
+        .await
+        .expect("RecoveryStart");
+    let failure = victim
+        .send_recovery_finish(RecoveryFinishRequest {
+            user_id: victim.user().to_owned(),
+            request_id: random_request_id(),
+            ticket: reply.ticket,
+            credential_finalization: vec![1; 64],
+        })
+        .await
+        .expect_err("a random KE3 was accepted");
+    assert_failure(&failure, Code::FailedPrecondition, "LOCKED");
+
+    victim
+        .register(new_password, SECRET, 1)
+        .await
+        .expect("register after the lockout");
+
+    let replayed = victim.send_recovery_start(request).await;
+    let left = guesses_left(&victim).await;
+    let replayed = match replayed {
+        Ok(replayed) => replayed,
+        Err(failure) => {
+            assert_failure(&failure, Code::Aborted, "TICKET_STALE");
+            assert_eq!(left, 1, "a rejected replay changed the count");
+            return;
+        }
+    };
+
+    let record = record_id(victim.user());
+    let ksf = TEST_KSF.argon2().unwrap();
+    let response = CredentialResponse::<Suite>::deserialize(&replayed.credential_response)
+        .expect("the vault sends a valid KE2");
+    let parameters = ClientLoginFinishParameters::new(
+        Some(KE_CONTEXT),
+        client_identifiers(&record, FLEET_ID),
+        Some(&ksf),
+    );
+    let verified = start
+        .state
+        .finish(&mut OsRng, new_password, response, parameters)
+        .is_ok();
+
+    assert!(
+        !verified || left < 1,
+        "the replayed KE2 confirmed the new password, and {left} of 1 guess is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_record_lifecycle() {
+    let (cluster, leader) = launch().await;
+    let victim = raw(&cluster, leader, "victim").await;
+    let new_password: &[u8] = b"the password after the delete";
+    victim
+        .register(PASSWORD, SECRET, 3)
+        .await
+        .expect("register");
+
+    assert!(victim.delete().await.expect("first Delete"));
+    assert!(
+        !victim.delete().await.expect("second Delete"),
+        "a second Delete reported a deleted record"
+    );
+
+    let state = victim.state().await.expect("GetState");
+    assert_eq!(state.state(), RecordState::NotRegistered, "{state:?}");
+    assert_eq!(state.max_guesses, 0, "{state:?}");
+
+    let login = victim.start_login(PASSWORD).await.expect("RecoveryStart");
+    let (finish, session_key) = victim.finish_request(login, PASSWORD);
+    assert!(
+        session_key.is_none(),
+        "the deleted record's password still verified on the client"
+    );
+    let failure = victim
+        .send_recovery_finish(finish)
+        .await
+        .expect_err("a deleted record released a secret");
+    assert_failure(&failure, Code::PermissionDenied, "WRONG_PASSWORD");
+    assert_eq!(failure.guesses_left, Some(9));
+
+    victim
+        .register(new_password, SECRET, 3)
+        .await
+        .expect("register after the delete");
+    assert_eq!(guesses_left(&victim).await, 3);
+    assert_eq!(
+        victim
+            .recover(new_password)
+            .await
+            .expect("recover after the delete"),
+        SECRET.to_vec()
+    );
+
+    let record = cluster
+        .client()
+        .read_record(&common::user(&record_id("victim")))
+        .await
+        .expect("ReadRecord")
+        .expect("the user has a record");
+    assert_eq!(record.status, keyfleet_raft::UserStatus::Registered);
+    assert_ne!(record.oprf_salt, [0; keyfleet_raft::OPRF_SALT_LEN]);
+}
+
+/// Returns the node ids of a three-node cluster other than `id`.
+fn others(id: NodeId) -> Vec<NodeId> {
+    [1, 2, 3].into_iter().filter(|other| *other != id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_erases_after_restart() {
+    let (mut cluster, leader) = launch().await;
+    let victim = raw(&cluster, leader, "victim").await;
+    victim
+        .register(PASSWORD, SECRET, 1)
+        .await
+        .expect("register");
+    let (password_file, sealed_secret) = sealed_blobs(&cluster, "victim").await;
+    wait_for_files(&cluster, leader, &password_file, true, "never stored").await;
+
+    let login = victim.start_login(WRONG).await.expect("RecoveryStart");
+    let (finish, _) = victim.finish_request(login, WRONG);
+    let failure = victim
+        .send_recovery_finish(finish)
+        .await
+        .expect_err("a wrong password was accepted");
+    // The leader has applied the lock; its compaction runs now.
+    cluster.kill(leader);
+    assert_failure(&failure, Code::FailedPrecondition, "LOCKED");
+
+    cluster.wait_for_leader(&others(leader)).await;
+    cluster.restart(leader).await;
+    wait_for_files(
+        &cluster,
+        leader,
+        &password_file,
+        false,
+        "kept the password file",
+    )
+    .await;
+    wait_for_files(&cluster, leader, &sealed_secret, false, "kept the secret").await;
+}
+
+/// Returns a random sealed blob of `len` bytes, unique enough to search the data files for.
+fn random_blob(len: usize) -> keyfleet_raft::SealedBlob {
+    let mut bytes = vec![0u8; len];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut bytes);
+    keyfleet_raft::SealedBlob::new(bytes)
+}
+
+/// Builds a `Register` request for the node API, with random blobs of `len` bytes.
+fn raw_register(user: &keyfleet_raft::UserId, len: usize) -> keyfleet_raft::Request {
+    keyfleet_raft::Request {
+        request_id: common::new_request_id(),
+        command: keyfleet_raft::Command::Register {
+            expected_version: None,
+            user: user.clone(),
+            password_file: random_blob(len),
+            sealed_secret: random_blob(len),
+            max_guesses: 3,
+            oprf_salt: [7; keyfleet_raft::OPRF_SALT_LEN],
+        },
+    }
+}
+
+/// Registers and erases records through the node API until a write fails, and returns the
+/// acknowledged registrations with whether their erase was acknowledged too.
+async fn register_and_erase(
+    client: keyfleet_client::FleetClient,
+) -> Vec<(keyfleet_raft::UserId, keyfleet_raft::SealedBlob, bool)> {
+    let mut acknowledged = Vec::new();
+
+    for index in 0.. {
+        let user = common::user(&format!("{TENANT}/bulk-{index}"));
+        let request = raw_register(&user, 8 * 1024);
+        let keyfleet_raft::Command::Register { password_file, .. } = &request.command else {
+            unreachable!("raw_register builds a Register");
+        };
+        let password_file = password_file.clone();
+        if client.write(&request).await.is_err() {
+            break;
+        }
+        acknowledged.push((user.clone(), password_file, false));
+
+        if index % 2 == 1 {
+            continue;
+        }
+        let erase = keyfleet_raft::Request {
+            request_id: common::new_request_id(),
+            command: keyfleet_raft::Command::Erase { user },
+        };
+        if client.write(&erase).await.is_err() {
+            // The erase may have committed before the write failed, so this record's state is
+            // unknown.
+            acknowledged.pop();
+            break;
+        }
+        if let Some(last) = acknowledged.last_mut() {
+            last.2 = true;
+        }
+    }
+
+    acknowledged
+}
+
+/// Returns the files under `dir` whose names are not one of the two store files.
+fn unexpected_files(dir: &Path) -> Vec<String> {
+    let expected = [
+        keyfleet_raft::LOG_FILE_NAME,
+        keyfleet_raft::STATE_MACHINE_FILE_NAME,
+    ];
+
+    std::fs::read_dir(dir)
+        .expect("read the data directory")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !expected.contains(&name.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_fleet_keeps_acknowledged_writes() {
+    let (mut cluster, _) = launch().await;
+    let fast_policy = keyfleet_client::RetryPolicy {
+        deadline: Duration::from_secs(2),
+        ..common::test_policy()
+    };
+    let writer = tokio::spawn(register_and_erase(
+        cluster.client_with_policy(&[1, 2, 3], fast_policy),
+    ));
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    let acknowledged = writer.await.expect("the writer task panicked");
+    assert!(
+        acknowledged.len() >= 4,
+        "only {} registrations before the kill",
+        acknowledged.len()
+    );
+
+    for id in [1, 2, 3] {
+        cluster.restart(id).await;
+    }
+    let ids = [1, 2, 3];
+    cluster.wait_for_leader(&ids).await;
+
+    for id in ids {
+        let unexpected = unexpected_files(&cluster.data_dir(id));
+        assert!(
+            unexpected.is_empty(),
+            "node {id} left files other than its two stores: {unexpected:?}"
+        );
+    }
+
+    let client = cluster.client();
+    for (user, password_file, erased) in &acknowledged {
+        let record = client
+            .read_record(user)
+            .await
+            .expect("ReadRecord")
+            .unwrap_or_else(|| panic!("the acknowledged record of {user} is gone"));
+        if *erased {
+            assert_eq!(
+                record.status,
+                keyfleet_raft::UserStatus::Deleted,
+                "{user}: an acknowledged erase was lost"
+            );
+        } else {
+            assert_eq!(
+                record.password_file.as_bytes(),
+                password_file.as_bytes(),
+                "{user}: the acknowledged password file changed"
+            );
+        }
+    }
+}
+
+/// Runs `rounds` lockouts of `user`: a failed last guess, then a new registration.
+async fn lock_and_reregister(vault: RawVault, rounds: usize) -> Result<(), String> {
+    for round in 0..rounds {
+        let login = vault.start_login(WRONG).await.map_err(|failure| {
+            format!(
+                "{}: round {round}: RecoveryStart: {failure:?}",
+                vault.user()
+            )
+        })?;
+        let (finish, _) = vault.finish_request(login, WRONG);
+        match vault.send_recovery_finish(finish).await {
+            Err(failure) if failure.reason == "LOCKED" => {}
+            other => {
+                return Err(format!(
+                    "{}: round {round}: expected LOCKED, got {other:?}",
+                    vault.user()
+                ));
+            }
+        }
+        vault
+            .register(PASSWORD, SECRET, 1)
+            .await
+            .map_err(|failure| format!("{}: round {round}: register: {failure:?}", vault.user()))?;
+    }
+    Ok(())
+}
+
+/// Runs `rounds` successful recoveries of `user`, each followed by a new registration.
+async fn recover_and_reregister(vault: RawVault, rounds: usize) -> Result<(), String> {
+    for round in 0..rounds {
+        let secret = vault
+            .recover(PASSWORD)
+            .await
+            .map_err(|failure| format!("{}: round {round}: recover: {failure:?}", vault.user()))?;
+        if secret != SECRET {
+            return Err(format!(
+                "{}: round {round}: recovered another secret",
+                vault.user()
+            ));
+        }
+        vault
+            .register(PASSWORD, SECRET, 5)
+            .await
+            .map_err(|failure| format!("{}: round {round}: register: {failure:?}", vault.user()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_during_lockouts_succeed() {
+    let (cluster, leader) = launch().await;
+    let mut tasks = Vec::new();
+
+    for index in 0..3 {
+        let locker = raw(&cluster, leader, &format!("locker-{index}")).await;
+        locker
+            .register(PASSWORD, SECRET, 1)
+            .await
+            .expect("register a locker");
+        tasks.push(tokio::spawn(lock_and_reregister(locker, 6)));
+
+        let user = raw(&cluster, leader, &format!("user-{index}")).await;
+        user.register(PASSWORD, SECRET, 5)
+            .await
+            .expect("register a user");
+        tasks.push(tokio::spawn(recover_and_reregister(user, 6)));
+    }
+
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(failure) = task.await.expect("a login task panicked") {
+            failures.push(failure);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "calls failed while records were locked: {failures:#?}\n{}",
+        cluster.log_report()
+    );
+}

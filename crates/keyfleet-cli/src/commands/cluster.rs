@@ -31,7 +31,7 @@ pub(super) async fn init(args: &ClusterInitArgs) -> Result<(), CliError> {
 }
 
 /// Runs `keyfleet cluster status`: one line, or one JSON object, per endpoint. Fails as
-/// unavailable when no endpoint answers.
+/// unavailable when no endpoint responds.
 pub(super) async fn status(args: &EndpointArgs) -> Result<(), CliError> {
     let client = client(args)?;
     let mut lines = Vec::new();
@@ -56,7 +56,7 @@ pub(super) async fn status(args: &EndpointArgs) -> Result<(), CliError> {
 
     if reachable == 0 {
         return Err(CliError::NotReady(format!(
-            "no node of {} answered: check that the nodes run and listen on these addresses",
+            "no node of {} responded: check that the nodes run and listen on these addresses",
             args.endpoints.join(",")
         )));
     }

@@ -39,7 +39,9 @@ impl VaultService {
         })?;
 
         if verified.user != user_id {
-            tracing::info!(node_id = self.replica.node_id, tenant = %verified.tenant, "tenant token for another user rejected");
+            if let Some(suppressed) = self.rejected_tokens.allow() {
+                tracing::info!(node_id = self.replica.node_id, tenant = %verified.tenant, suppressed, "tenant token for another user rejected");
+            }
             return Err(error_status(
                 Code::PermissionDenied,
                 ErrorReason::TokenWrongUser,

@@ -4,7 +4,7 @@
 //! Every guess is a Raft write: RecoveryStart commits `ConsumeGuess` on a majority before it
 //! builds the KE2 that lets a client test a password. RecoveryFinish resets the count only
 //! through `ResetGuesses` at the record version bound into the login ticket, so each ticket
-//! works once. Writes run on the leader; other nodes answer `UNAVAILABLE` with a leader hint.
+//! works once. Writes run on the leader; other nodes return `UNAVAILABLE` with a leader hint.
 
 mod auth;
 mod fleet_core;
@@ -40,7 +40,7 @@ pub(crate) const MAX_VAULT_REQUEST_BYTES: usize = 8 * 1024;
 /// Guess limits of the fleet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GuessLimits {
-    /// Guesses a registration gets when it asks for 0.
+    /// Guesses a registration gets when it requests 0.
     pub(crate) default_max_guesses: u32,
     /// Most guesses a registration may ask for.
     pub(crate) max_guesses_ceiling: u32,

@@ -33,7 +33,7 @@ impl VaultService {
         }
     }
 
-    /// Returns the record's state. A node that cannot serve the vault yet answers
+    /// Returns the record's state. A node that cannot serve the vault yet returns
     /// `FLEET_NOT_READY` here too, so GetState doubles as a readiness probe.
     pub(super) async fn record_state(&self, caller: &Caller) -> Result<GetStateResponse, Status> {
         self.core.vault().await?;

@@ -130,7 +130,7 @@ impl VaultService {
     /// `None` when the record was erased, deleted or locked since, so the login runs on the
     /// dummy record.
     ///
-    /// A retry answered from the dedup table returns the first outcome, which may belong to an
+    /// A retry that the dedup table serves returns the first outcome, which may belong to an
     /// earlier registration. Building its KE2 from the current record would evaluate the new
     /// registration's OPRF without counting a guess, so a salt that differs is `TICKET_STALE`.
     async fn counted_record(

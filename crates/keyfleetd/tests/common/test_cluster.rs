@@ -426,7 +426,7 @@ impl TestCluster {
     /// Polls `Status` until node `id` responds. Returns false if the process exits first or
     /// [`WAIT`] passes.
     ///
-    /// The status must name node `id`: another node that took the same port in a clash answers
+    /// The status must name node `id`: another node that took the same port in a clash responds
     /// too, and counting it would leave the cluster a node short.
     async fn wait_ready(&mut self, id: NodeId) -> bool {
         let deadline = Instant::now() + WAIT;
@@ -501,8 +501,8 @@ pub fn now_unix_secs() -> u64 {
         .as_secs()
 }
 
-/// Returns `Ok` once the node at `endpoint` answers GetState with anything but
-/// `FLEET_NOT_READY` or a transport error. A follower answers `NOT_LEADER`, which it checks
+/// Returns `Ok` once the node at `endpoint` responds to GetState with anything but
+/// `FLEET_NOT_READY` or a transport error. A follower returns `NOT_LEADER`, which it checks
 /// after it has loaded the fleet setup.
 async fn vault_ready(endpoint: &str, token: &str) -> Result<(), String> {
     let mut client = VaultClient::connect(endpoint.to_owned())
