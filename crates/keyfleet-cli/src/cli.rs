@@ -66,6 +66,11 @@ pub(crate) struct ClusterInitArgs {
     #[command(flatten)]
     pub(crate) endpoints: EndpointArgs,
 
+    /// File whose first line is the node API's admin token, the token in the nodes'
+    /// admin_token_file.
+    #[arg(long, env = "KEYFLEET_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) admin_token_file: PathBuf,
+
     /// A voter, as ID=RAFT_ADDR,API_ADDR (for example 1=127.0.0.1:7101,127.0.0.1:7201).
     /// Repeat it for every voter; every voter must be running.
     #[arg(long = "member", value_name = "ID=RAFT,API", required = true)]

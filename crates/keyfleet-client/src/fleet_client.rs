@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 
 use keyfleet_api::node::AddLearnerRequest;
 use keyfleet_api::node::ChangeMembershipRequest;
@@ -19,6 +20,7 @@ use keyfleet_raft::UserId;
 use keyfleet_raft::UserRecord;
 use tonic::Status;
 use tonic::transport::Channel;
+use zeroize::Zeroizing;
 
 use crate::client_error::ClientError;
 use crate::endpoint::endpoint_uri;
@@ -29,9 +31,23 @@ use crate::retry_policy::RetryPolicy;
 /// Client of a keyfleet fleet's node API.
 ///
 /// Cloning is cheap, and clones share the channels and the known leader.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FleetClient {
     router: LeaderRouter,
+    admin_token: Option<Arc<Zeroizing<String>>>,
+}
+
+/// Prints the router, and whether the client has an admin token, but not the token.
+impl std::fmt::Debug for FleetClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetClient")
+            .field("router", &self.router)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
 }
 
 impl FleetClient {
@@ -44,7 +60,29 @@ impl FleetClient {
     {
         let router = LeaderRouter::new(endpoints, policy)?;
 
-        Ok(Self { router })
+        Ok(Self {
+            router,
+            admin_token: None,
+        })
+    }
+
+    /// Sends `token` as `authorization: Bearer <token>` on every call but Status, as the node
+    /// API requires.
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(Arc::new(Zeroizing::new(token.into())));
+        self
+    }
+
+    /// Wraps `message` in a request with the admin token, when the client has one.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+
+        if let Some(token) = &self.admin_token
+            && let Ok(value) = format!("Bearer {}", token.as_str()).parse()
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
     }
 
     /// Returns the retry policy.
@@ -71,6 +109,7 @@ impl FleetClient {
                 let request = WriteRequest {
                     request: payload.clone(),
                 };
+                let request = self.request(request);
                 async move { client.write(request).await }
             })
             .await?;
@@ -92,6 +131,7 @@ impl FleetClient {
                 let request = ReadRecordRequest {
                     user: user.as_str().to_owned(),
                 };
+                let request = self.request(request);
                 async move { client.read_record(request).await }
             })
             .await?;
@@ -140,6 +180,7 @@ impl FleetClient {
             let request = InitializeRequest {
                 members: members.clone(),
             };
+            let request = self.request(request);
             async move { client.initialize(request).await }
         })
         .await?;
@@ -159,6 +200,7 @@ impl FleetClient {
                 let request = AddLearnerRequest {
                     member: Some(member(id, addresses)),
                 };
+                let request = self.request(request);
                 async move { client.add_learner(request).await }
             })
             .await?;
@@ -181,6 +223,7 @@ impl FleetClient {
                     voters: voters.clone(),
                     retain,
                 };
+                let request = self.request(request);
                 async move { client.change_membership(request).await }
             })
             .await?;

@@ -32,6 +32,10 @@ pub struct NodeConfig {
     pub raft_advertise: Option<String>,
     /// Node API address that clients dial, when it differs from `api_listen`.
     pub api_advertise: Option<String>,
+    /// File whose first line is the node API's admin token, at least 32 characters. Node API
+    /// calls other than Status must send it as `authorization: Bearer <token>`. A running node
+    /// needs it; the `keyfleetd keys` commands do not.
+    pub admin_token_file: Option<PathBuf>,
     /// Log line format on stderr.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -288,6 +292,7 @@ mod tests {
     const VALID: &str = r#"
         node_id = 2
         data_dir = "/var/lib/keyfleet"
+        admin_token_file = "/run/secrets/keyfleet-admin-token"
         raft_listen = "127.0.0.1:7102"
         api_listen = "127.0.0.1:7202"
         [hsm]

@@ -2,6 +2,7 @@
 //! the node's lifecycle and the fleet key ceremony ([`keys`]). `src/main.rs` adds argument
 //! parsing and signal handling.
 
+mod admin_token;
 mod compactor;
 mod config;
 mod error_status;
@@ -15,6 +16,7 @@ mod status;
 mod vault;
 mod watch;
 
+pub use admin_token::{AdminToken, MIN_ADMIN_TOKEN_LEN};
 pub use config::{
     ConfigError, ENV_PREFIX, LogFormat, NodeConfig, RaftSettings, TenantSettings, VaultSettings,
 };

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::NodeConfig;
+use crate::admin_token::AdminToken;
 use crate::replica::Replica;
 use crate::service::NodeService;
 use crate::vault::{FleetCore, GuessLimits, MAX_VAULT_REQUEST_BYTES, VaultService};
@@ -42,6 +43,14 @@ impl RunningNode {
         let node_id = config.node_id;
         tracing::info!(node_id, data_dir = %config.data_dir.display(), "starting keyfleet node");
 
+        let admin_token_file = config.admin_token_file.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "admin_token_file is not set: a node needs a file whose first line is the node \
+                 API's admin token, at least 32 random characters"
+            )
+        })?;
+        let admin_token =
+            AdminToken::read(admin_token_file).map_err(|message| anyhow::anyhow!(message))?;
         let hsm = Arc::new(open_hsm(&config).await?);
         let verifier = config
             .token_verifier()
@@ -72,7 +81,7 @@ impl RunningNode {
             write_timeout: Duration::from_millis(config.raft.write_timeout_ms),
         };
         let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
-        let node_service = NodeService::new(replica.clone(), catch_up_timeout);
+        let node_service = NodeService::new(replica.clone(), catch_up_timeout, admin_token);
 
         let core = Arc::new(FleetCore::new(
             replica.clone(),

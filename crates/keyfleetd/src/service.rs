@@ -14,6 +14,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
 use tonic::{Response, Status};
 
+use crate::admin_token::AdminToken;
 use crate::leader_hint::{no_quorum, raft_stopped};
 use crate::replica::Replica;
 
@@ -22,6 +23,7 @@ use crate::replica::Replica;
 pub struct NodeService {
     replica: Replica,
     learner_catch_up_timeout: Duration,
+    admin_token: AdminToken,
 }
 
 /// Most log entries a learner may lag behind the leader and still be promoted to voter.
@@ -36,11 +38,20 @@ impl std::fmt::Debug for NodeService {
 }
 
 impl NodeService {
-    pub(crate) fn new(replica: Replica, learner_catch_up_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        replica: Replica,
+        learner_catch_up_timeout: Duration,
+        admin_token: AdminToken,
+    ) -> Self {
         Self {
             replica,
             learner_catch_up_timeout,
+            admin_token,
         }
+    }
+
+    fn authorize<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        self.admin_token.check(self.replica.node_id, request)
     }
 
     /// Waits until the leader has replicated its log up to `index` on `learner`.
@@ -109,6 +120,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<WriteRequest>,
     ) -> Result<Response<WriteResponse>, Status> {
+        self.authorize(&request)?;
         let request = decode_request(&request.into_inner().request)?;
         request.command.validate().map_err(|rejection| {
             Status::invalid_argument(format!("invalid command: {rejection:?}"))
@@ -128,6 +140,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<ReadRecordRequest>,
     ) -> Result<Response<ReadRecordResponse>, Status> {
+        self.authorize(&request)?;
         let user = UserId::new(request.into_inner().user)
             .map_err(|error| Status::invalid_argument(format!("invalid user id: {error}")))?;
 
@@ -157,6 +170,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<InitializeRequest>,
     ) -> Result<Response<InitializeResponse>, Status> {
+        self.authorize(&request)?;
         let members = members_map(request.into_inner().members)?;
         tracing::info!(node_id = self.replica.node_id, members = ?members.keys().collect::<Vec<_>>(), "initializing the cluster");
 
@@ -178,6 +192,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<AddLearnerRequest>,
     ) -> Result<Response<AddLearnerResponse>, Status> {
+        self.authorize(&request)?;
         let member = request
             .into_inner()
             .member
@@ -213,6 +228,7 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<ChangeMembershipRequest>,
     ) -> Result<Response<ChangeMembershipResponse>, Status> {
+        self.authorize(&request)?;
         let request = request.into_inner();
         let voters: BTreeSet<NodeId> = request.voters.into_iter().collect();
         if voters.is_empty() {

@@ -498,7 +498,7 @@ async fn retried_request_applied_once() {
         .expect("connect to the follower's node API");
     let payload = postcard::to_stdvec(&request).expect("encode the request");
     let status = raw
-        .write(WriteRequest { request: payload })
+        .write(cluster.admin_request(WriteRequest { request: payload }))
         .await
         .expect_err("a follower must not accept a write");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -557,13 +557,15 @@ async fn minority_rejects_writes_and_reads() {
     let payload = postcard::to_stdvec(&consume_guess(&alice)).expect("encode the request");
 
     let write = alone
-        .write(WriteRequest { request: payload })
+        .write(cluster.admin_request(WriteRequest { request: payload }))
         .await
         .expect_err("a node without quorum must not acknowledge a write");
     let read = alone
-        .read_record(keyfleet_api::node::ReadRecordRequest {
-            user: alice.as_str().to_owned(),
-        })
+        .read_record(
+            cluster.admin_request(keyfleet_api::node::ReadRecordRequest {
+                user: alice.as_str().to_owned(),
+            }),
+        )
         .await
         .expect_err("a node without quorum must not serve a current read");
 
@@ -645,16 +647,20 @@ async fn unreachable_learner_is_not_promoted() {
     };
 
     let add = raw
-        .add_learner(keyfleet_api::node::AddLearnerRequest {
-            member: Some(unreachable),
-        })
+        .add_learner(
+            cluster.admin_request(keyfleet_api::node::AddLearnerRequest {
+                member: Some(unreachable),
+            }),
+        )
         .await
         .expect_err("a learner that is never reached has not caught up");
     let promote = raw
-        .change_membership(keyfleet_api::node::ChangeMembershipRequest {
-            voters: vec![1, 2, 3, 9],
-            retain: false,
-        })
+        .change_membership(
+            cluster.admin_request(keyfleet_api::node::ChangeMembershipRequest {
+                voters: vec![1, 2, 3, 9],
+                retain: false,
+            }),
+        )
         .await
         .expect_err("a learner that has not caught up must not become a voter");
 
@@ -687,10 +693,59 @@ async fn write_rejects_trailing_bytes() {
     payload.extend_from_slice(&[1, 2, 3]);
 
     let status = raw
-        .write(WriteRequest { request: payload })
+        .write(cluster.admin_request(WriteRequest { request: payload }))
         .await
         .expect_err("extra bytes after the request");
 
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("3 bytes follow"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_api_needs_admin_token() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the leader's node API");
+    let payload = postcard::to_stdvec(&register(&user("mallory"), 3)).expect("encode");
+
+    let without = raw
+        .write(WriteRequest {
+            request: payload.clone(),
+        })
+        .await
+        .expect_err("a write without the admin token was accepted");
+    assert_eq!(without.code(), tonic::Code::Unauthenticated, "{without:?}");
+
+    let mut wrong = tonic::Request::new(WriteRequest { request: payload });
+    wrong.metadata_mut().insert(
+        "authorization",
+        "Bearer not-the-admin-token".parse().unwrap(),
+    );
+    let wrong = raw
+        .write(wrong)
+        .await
+        .expect_err("a wrong admin token was accepted");
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{wrong:?}");
+
+    let read = raw
+        .read_record(keyfleet_api::node::ReadRecordRequest {
+            user: "mallory".to_owned(),
+        })
+        .await
+        .expect_err("a record read without the admin token was accepted");
+    assert_eq!(read.code(), tonic::Code::Unauthenticated, "{read:?}");
+
+    let status = raw
+        .status(keyfleet_api::node::StatusRequest {})
+        .await
+        .expect("Status needs no admin token");
+    assert_eq!(status.into_inner().node_id, leader);
+
+    let record = cluster
+        .client()
+        .read_record(&user("mallory"))
+        .await
+        .expect("ReadRecord with the admin token");
+    assert!(record.is_none(), "a rejected write created a record");
 }

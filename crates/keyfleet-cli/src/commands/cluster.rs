@@ -11,6 +11,10 @@ use tokio::time::Instant;
 use crate::cli::{ClusterInitArgs, EndpointArgs};
 use crate::cli_error::CliError;
 use crate::output::print_result;
+use crate::private_file::read_secret_text;
+
+/// Largest admin token file read, in bytes.
+const MAX_ADMIN_TOKEN_FILE_LEN: usize = 4096;
 
 /// Interval between two status polls of `wait-ready`.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -18,7 +22,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Runs `keyfleet cluster init`.
 pub(super) async fn init(args: &ClusterInitArgs) -> Result<(), CliError> {
     let members = parse_members(&args.members)?;
-    let client = client(&args.endpoints)?;
+    let token = read_secret_text(&args.admin_token_file, MAX_ADMIN_TOKEN_FILE_LEN)?;
+    let token = token.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(CliError::InvalidInput(format!(
+            "the admin token file {} is empty; pass the file the nodes' admin_token_file names",
+            args.admin_token_file.display()
+        )));
+    }
+    let client = client(&args.endpoints)?.with_admin_token(token);
 
     client.initialize(&members).await?;
 

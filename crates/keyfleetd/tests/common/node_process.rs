@@ -35,6 +35,7 @@ pub struct NodeProcess {
     pin_file: PathBuf,
     timing: RaftTiming,
     vault_toml: String,
+    admin_token_file: PathBuf,
     raft_addr: SocketAddr,
     api_addr: SocketAddr,
     child: Option<Child>,
@@ -50,6 +51,7 @@ impl NodeProcess {
         lab: &SoftHsmLab,
         timing: RaftTiming,
         vault_toml: String,
+        admin_token_file: &Path,
     ) -> Self {
         let pin = format!("pin-{id}-{:08x}", fastrand::u32(..));
         lab.create_token(&token_label(id), &pin);
@@ -65,6 +67,7 @@ impl NodeProcess {
             pin_file,
             timing,
             vault_toml,
+            admin_token_file: admin_token_file.to_owned(),
             raft_addr: free_local_address(),
             api_addr: free_local_address(),
             child: None,
@@ -278,6 +281,7 @@ impl NodeProcess {
         let text = format!(
             "node_id = {}\n\
              data_dir = {}\n\
+             admin_token_file = {}\n\
              raft_listen = \"{}\"\n\
              api_listen = \"{}\"\n\
              log_format = \"text\"\n\
@@ -290,6 +294,7 @@ impl NodeProcess {
              pin_file = {}\n",
             self.id,
             toml_string(&data_dir),
+            toml_string(&self.admin_token_file),
             self.raft_addr,
             self.api_addr,
             self.timing.to_toml(),

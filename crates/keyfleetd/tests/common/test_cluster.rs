@@ -43,6 +43,7 @@ pub struct TestCluster {
     nodes: BTreeMap<NodeId, NodeProcess>,
     status_client: FleetClient,
     tenant: TenantSigningKey,
+    admin_token: String,
     root: Option<TempDir>,
     _lab: SoftHsmLab,
 }
@@ -64,10 +65,19 @@ impl TestCluster {
         let lab = SoftHsmLab::new();
         let tenant = TenantSigningKey::generate();
         let vault_toml = vault.to_toml(&tenant);
+        let admin_token = format!("admin-{:032x}", fastrand::u128(..));
+        let admin_token_file = lab.write_secret_file("admin-token", &admin_token);
 
         let nodes: BTreeMap<NodeId, NodeProcess> = (1..=count)
             .map(|id| {
-                let node = NodeProcess::prepare(id, root.path(), &lab, timing, vault_toml.clone());
+                let node = NodeProcess::prepare(
+                    id,
+                    root.path(),
+                    &lab,
+                    timing,
+                    vault_toml.clone(),
+                    &admin_token_file,
+                );
                 (id, node)
             })
             .collect();
@@ -79,6 +89,7 @@ impl TestCluster {
             nodes,
             status_client,
             tenant,
+            admin_token,
             root: Some(root),
             _lab: lab,
         }
@@ -173,6 +184,16 @@ impl TestCluster {
         };
 
         self.tenant.mint(&claims).expect("test claims are valid")
+    }
+
+    /// Wraps `message` in a node API request with the cluster's admin token.
+    pub fn admin_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let bearer = format!("Bearer {}", self.admin_token)
+            .parse()
+            .expect("the admin token is ASCII");
+        request.metadata_mut().insert("authorization", bearer);
+        request
     }
 
     /// Returns the tenant signing key the cluster trusts.
@@ -285,7 +306,9 @@ impl TestCluster {
     pub fn client_with_policy(&self, ids: &[NodeId], policy: RetryPolicy) -> FleetClient {
         let endpoints: Vec<String> = ids.iter().map(|id| self.node(*id).api_endpoint()).collect();
 
-        FleetClient::new(endpoints, policy).expect("build a client over test nodes")
+        FleetClient::new(endpoints, policy)
+            .expect("build a client over test nodes")
+            .with_admin_token(self.admin_token.clone())
     }
 
     pub fn addresses(&self, id: NodeId) -> NodeAddresses {
