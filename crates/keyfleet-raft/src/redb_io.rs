@@ -58,8 +58,8 @@ pub(crate) fn exclusive(db: &RwLock<Database>) -> RwLockWriteGuard<'_, Database>
 }
 
 /// Rewrites the database at `path` into a new file that holds only its live data, and puts the
-/// new file in its place, so that no freed page of the old file, with the bytes of deleted
-/// values, stays in the data directory.
+/// new file in its place. No freed page of the old file, with the bytes of deleted values, then
+/// stays in the data directory.
 ///
 /// redb reuses freed pages but does not clear them, and a page it reuses keeps old bytes past
 /// the new contents, so neither compaction nor more writes remove deleted values from the file.

@@ -1,6 +1,6 @@
-//! The admin token of the node API: the calls that write commands, read records or change
-//! membership need `authorization: Bearer <admin token>`, because the node API shares its port
-//! with the public vault API, and a caller with raw node API access could reset any guess count.
+//! The admin token of the node API. The calls that write commands, read records or change
+//! membership need `authorization: Bearer <admin token>`. The node API shares its port with the
+//! public vault API, and a caller with raw node API access could reset any guess count.
 
 use std::fmt;
 use std::path::Path;

@@ -20,7 +20,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Interval at which a compaction step sends its request to Raft again.
 const RETRIGGER: Duration = Duration::from_secs(1);
 
-/// Purge requests a compaction step sends before it asks for a snapshot in their place.
+/// Purge requests a compaction step sends before it requests a snapshot in their place.
 const PURGE_ATTEMPTS_PER_SNAPSHOT: u32 = 5;
 
 /// Follows `erasures`, the log index of the last applied erase, and compacts past each one.
