@@ -17,7 +17,7 @@ const AFTER_LONG_HELP: &str = "\
 Exit codes:
   0  success
   1  other failure
-  2  usage error: a missing, conflicting or invalid option
+  2  usage error: a missing, conflicting or invalid option, or a file it names is missing
   3  wrong password, or no record for the user
   4  the record is locked after too many wrong passwords
   5  the vault is unavailable

@@ -61,6 +61,8 @@ impl CliError {
         match self {
             Self::Usage(_) | Self::OutputExists { .. } => Exit::Usage,
             Self::InvalidInput(_) | Self::Token(_) => Exit::InvalidArgument,
+            // A file named by an option that does not exist is a usage error, like a bad option.
+            Self::File { source, .. } if source.kind() == io::ErrorKind::NotFound => Exit::Usage,
             Self::File { .. } | Self::Prompt(_) | Self::Stdout(_) => Exit::Failure,
             Self::Sdk(error) => sdk_exit(error),
             Self::Node(keyfleet_client::ClientError::InvalidEndpoint { .. }) => Exit::Usage,
@@ -174,6 +176,14 @@ mod tests {
                     action: "read",
                     path: PathBuf::from("token"),
                     source: missing(),
+                },
+                2,
+            ),
+            (
+                CliError::File {
+                    action: "read",
+                    path: PathBuf::from("token"),
+                    source: io::Error::from(io::ErrorKind::PermissionDenied),
                 },
                 1,
             ),

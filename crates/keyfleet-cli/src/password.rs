@@ -23,9 +23,14 @@ pub(crate) fn read_password(
     };
 
     if password.is_empty() {
-        return Err(CliError::InvalidInput(
-            "the password is empty; enter a password".to_owned(),
-        ));
+        let message = match &args.password_file {
+            Some(path) => format!(
+                "the first line of --password-file {} is empty; write the password on it",
+                path.display()
+            ),
+            None => "the password is empty; enter a password".to_owned(),
+        };
+        return Err(CliError::InvalidInput(message));
     }
 
     Ok(password)
