@@ -21,7 +21,7 @@ Exit codes:
   3  wrong password, or no record for the user
   4  the record is locked after too many wrong passwords
   5  the vault is unavailable
-  6  the token is invalid, expired, or not for this user
+  6  the token is invalid, expired, or not for this user, or the admin token is wrong
   7  an invalid argument, such as a secret of the wrong size";
 
 /// The `keyfleet` command.

@@ -65,9 +65,31 @@ impl CliError {
             Self::File { source, .. } if source.kind() == io::ErrorKind::NotFound => Exit::Usage,
             Self::File { .. } | Self::Prompt(_) | Self::Stdout(_) => Exit::Failure,
             Self::Sdk(error) => sdk_exit(error),
-            Self::Node(keyfleet_client::ClientError::InvalidEndpoint { .. }) => Exit::Usage,
-            Self::Node(_) | Self::NotReady(_) => Exit::Unavailable,
+            Self::Node(error) => node_exit(error),
+            Self::NotReady(_) => Exit::Unavailable,
         }
+    }
+}
+
+fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
+    use keyfleet_client::ClientError;
+    use tonic::Code;
+
+    match error {
+        ClientError::NoEndpoints
+        | ClientError::InvalidEndpoint { .. }
+        | ClientError::InvalidPolicy { .. } => Exit::Usage,
+        ClientError::InvalidArgument { .. } => Exit::InvalidArgument,
+        ClientError::Rpc {
+            code: Code::Unauthenticated | Code::PermissionDenied,
+            ..
+        } => Exit::Unauthenticated,
+        ClientError::Rpc {
+            code: Code::InvalidArgument,
+            ..
+        } => Exit::InvalidArgument,
+        ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. } => Exit::Unavailable,
+        _ => Exit::Failure,
     }
 }
 

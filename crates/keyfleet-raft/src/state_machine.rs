@@ -60,6 +60,11 @@ const SNAPSHOT: NamedValues = TableDefinition::new("raft_snapshot");
 
 const LAST_APPLIED_KEY: &str = "last_applied_log_id";
 const LAST_MEMBERSHIP_KEY: &str = "last_membership";
+/// Log index of the last applied erase or installed snapshot, kept so that a node that stopped
+/// before it compacted past it does so after a restart.
+const LAST_ERASURE_KEY: &str = "last_erasure_index";
+/// Log index that the last finished compaction covered.
+const LAST_COMPACTED_KEY: &str = "last_compacted_index";
 const SNAPSHOT_META_KEY: &str = "meta";
 const SNAPSHOT_DATA_KEY: &str = "data";
 
@@ -109,15 +114,60 @@ impl StateMachineStore {
     /// Rewrites the state machine file into a fresh one, so that the bytes of erased records and
     /// replaced snapshots do not linger in freed pages. Blocks every other call on this store
     /// while it runs, and its cost grows with the number of records.
-    pub async fn compact(&self) -> Result<(), StoreError> {
+    ///
+    /// `covered` is the erase index that the whole round (snapshot, log purge and this rewrite)
+    /// covers; it is recorded so that [`StateMachineStore::erasure_to_compact`] stops returning
+    /// it.
+    pub async fn compact(&self, covered: u64) -> Result<(), StoreError> {
         let db = self.db.clone();
         let path = self.path.clone();
 
         run_blocking(move || {
-            rewrite(&mut exclusive(&db), &path, |from, to| {
+            let mut db = exclusive(&db);
+
+            rewrite(&mut db, &path, |from, to| {
                 copy_table(from, to, APPLIED)?;
                 copy_table(from, to, SNAPSHOT)?;
                 copy_vault_tables(from, to)
+            })?;
+
+            let txn = begin_durable_write(&db)?;
+            {
+                let mut table = txn.open_table(APPLIED)?;
+                let compacted: Option<u64> =
+                    get_value(&table, LAST_COMPACTED_KEY, "last compacted index")?;
+                let compacted = compacted.unwrap_or(0).max(covered);
+                put_value(
+                    &mut table,
+                    LAST_COMPACTED_KEY,
+                    &compacted,
+                    "last compacted index",
+                )?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Returns the index of an applied erase or installed snapshot that no finished compaction
+    /// covers yet, or 0 when every one is covered. A node calls it at start, because it may have
+    /// stopped between an erase and the compaction after it.
+    pub async fn erasure_to_compact(&self) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = shared(&db).begin_read()?;
+            let table = txn.open_table(APPLIED)?;
+            let erased: Option<u64> = get_value(&table, LAST_ERASURE_KEY, "last erasure index")?;
+            let compacted: Option<u64> =
+                get_value(&table, LAST_COMPACTED_KEY, "last compacted index")?;
+
+            let erased = erased.unwrap_or(0);
+            Ok(if erased > compacted.unwrap_or(0) {
+                erased
+            } else {
+                0
             })
         })
         .await
@@ -141,15 +191,6 @@ impl StateMachineStore {
             read_user(&txn, &user)
         })
         .await
-    }
-
-    /// Returns the log index of the last applied entry, 0 when none was applied.
-    pub async fn last_applied_index(&self) -> Result<u64, StoreError> {
-        let db = self.db.clone();
-
-        let (last_applied, _) =
-            run_blocking(move || read_applied_state(&shared(&db).begin_read()?)).await?;
-        Ok(last_applied.map_or(0, |log_id| log_id.index))
     }
 
     /// Returns the applied fleet setup.
@@ -264,6 +305,9 @@ fn apply_batch(
     }
 
     write_applied_state(&txn, &last_applied, last_membership.as_ref())?;
+    if let Some(index) = last_erasure {
+        record_erasure(&txn, index)?;
+    }
 
     txn.commit()?;
     Ok(AppliedBatch {
@@ -291,9 +335,17 @@ fn install(db: &Database, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), Store
     RedbTables::open(&txn)?.replace_with(&image)?;
     write_applied_state(&txn, &meta.last_log_id, Some(&meta.last_membership))?;
     write_current_snapshot(&txn, &meta, &data)?;
+    record_erasure(&txn, meta.last_log_id.map_or(0, |log_id| log_id.index))?;
 
     txn.commit()?;
     Ok(())
+}
+
+/// Records `index` as the last erase, for [`StateMachineStore::erasure_to_compact`].
+fn record_erasure(txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
+    let mut table = txn.open_table(APPLIED)?;
+
+    put_value(&mut table, LAST_ERASURE_KEY, &index, "last erasure index")
 }
 
 /// Stores `meta` and `data` as the current snapshot.

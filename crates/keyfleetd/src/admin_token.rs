@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use keyfleet_api::ErrorReason;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Code, Request, Status};
 use zeroize::Zeroizing;
@@ -32,6 +33,14 @@ impl AdminToken {
         })?);
         let token = text.lines().next().unwrap_or_default().trim();
 
+        if let Some(bad) = token.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "the admin token in {} contains {bad:?}; use printable ASCII without spaces, \
+                 which gRPC metadata can carry",
+                path.display()
+            ));
+        }
+
         if token.len() < MIN_ADMIN_TOKEN_LEN {
             return Err(format!(
                 "the admin token in {} is {} bytes long; write at least {MIN_ADMIN_TOKEN_LEN} \
@@ -41,28 +50,29 @@ impl AdminToken {
             ));
         }
 
+        warn_if_readable_by_others(path);
         Ok(Self(Zeroizing::new(token.to_owned())))
     }
 
-    /// Checks that `request` carries this token, comparing in constant time.
+    /// Checks that `request` carries this token. The SHA-256 digests of the two tokens are
+    /// compared in constant time, so neither the contents nor the length of the token leak
+    /// through the time the check takes. The caller logs a rejection.
     pub(crate) fn check<T>(&self, node_id: u64, request: &Request<T>) -> Result<(), Status> {
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix(BEARER));
+            .and_then(strip_bearer);
 
-        let matches =
-            presented.is_some_and(|token| bool::from(token.as_bytes().ct_eq(self.0.as_bytes())));
+        let matches = presented.is_some_and(|token| {
+            let presented = Sha256::digest(token.as_bytes());
+            let expected = Sha256::digest(self.0.as_bytes());
+            bool::from(presented.ct_eq(&expected))
+        });
         if matches {
             return Ok(());
         }
 
-        tracing::warn!(
-            node_id,
-            token_sent = presented.is_some(),
-            "node API call without the admin token rejected"
-        );
         Err(error_status(
             Code::Unauthenticated,
             ErrorReason::TokenInvalid,
@@ -72,6 +82,23 @@ impl AdminToken {
             ),
             &[],
         ))
+    }
+}
+
+/// Returns the credentials after a `Bearer` scheme, which HTTP compares case-insensitively.
+pub(crate) fn strip_bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_at_checked(BEARER.len())?;
+
+    scheme.eq_ignore_ascii_case(BEARER).then_some(credentials)
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", metadata.permissions().mode() & 0o777), "the admin token file is readable by other users; chmod 600 it");
     }
 }
 
@@ -122,10 +149,29 @@ mod tests {
                 .check(1, &request_with(Some(&format!("Bearer {secret}"))))
                 .is_ok()
         );
-        for header in [None, Some(secret.as_str()), Some("Bearer wrong")] {
+        assert!(
+            token
+                .check(1, &request_with(Some(&format!("bearer {secret}"))))
+                .is_ok()
+        );
+        for header in [
+            None,
+            Some(secret.as_str()),
+            Some("Bearer wrong"),
+            Some("Bearer"),
+        ] {
             let status = token.check(1, &request_with(header)).unwrap_err();
             assert_eq!(status.code(), Code::Unauthenticated, "{header:?}");
         }
+    }
+
+    #[test]
+    fn non_ascii_token_is_rejected() {
+        let (_dir, path) = token_file(&"é".repeat(32));
+
+        let error = AdminToken::read(&path).unwrap_err();
+
+        assert!(error.contains("printable ASCII"), "{error}");
     }
 
     #[test]

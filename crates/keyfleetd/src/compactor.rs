@@ -27,23 +27,23 @@ const PURGE_ATTEMPTS_PER_SNAPSHOT: u32 = 5;
 /// Erases that arrive during a compaction are covered by the next round, and a failed round is
 /// tried again. Runs until Raft or the state machine stops.
 ///
-/// The first round runs at start, past everything applied so far, because a node that stopped
-/// between applying an erase and finishing its round would otherwise keep the erased blobs
-/// until its next erase.
+/// A node that stopped between applying an erase and finishing its round would keep the erased
+/// blobs until its next erase, so a round runs at start when the state machine records an
+/// erase that no finished round covers.
 pub(crate) async fn compact_after_erasures(
     node_id: NodeId,
     raft: Raft,
     state_machine: StateMachineStore,
 ) {
     let mut erasures = state_machine.erasures();
-    let applied_at_start = match state_machine.last_applied_index().await {
+    let unfinished = match state_machine.erasure_to_compact().await {
         Ok(index) => index,
         Err(error) => {
-            tracing::warn!(node_id, %error, "reading the applied log index failed; compacting at the next erase");
+            tracing::warn!(node_id, %error, "reading the last erase failed; compacting at the next erase");
             0
         }
     };
-    let mut pending = (applied_at_start > 0).then_some(applied_at_start);
+    let mut pending = (unfinished > 0).then_some(unfinished);
     let mut retry = RETRY_MIN;
 
     loop {
@@ -112,7 +112,7 @@ async fn compact_past(
     .await?;
 
     state_machine
-        .compact()
+        .compact(index)
         .await
         .map_err(|error| format!("compacting the state machine file failed: {error}"))
 }

@@ -32,6 +32,10 @@ pub struct NodeConfig {
     pub raft_advertise: Option<String>,
     /// Node API address that clients dial, when it differs from `api_listen`.
     pub api_advertise: Option<String>,
+    /// Address of the Prometheus text endpoint, served over plain HTTP at any path. Without it
+    /// the node serves no metrics. The endpoint has no authentication, so bind it to a
+    /// loopback or internal address.
+    pub metrics_listen: Option<SocketAddr>,
     /// File whose first line is the node API's admin token, at least 32 characters. Node API
     /// calls other than Status must send it as `authorization: Bearer <token>`. A running node
     /// needs it; the `keyfleetd keys` commands do not.

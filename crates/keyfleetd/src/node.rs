@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 
 use crate::NodeConfig;
 use crate::admin_token::AdminToken;
+use crate::health::HealthMonitor;
+use crate::metrics::MetricsExporter;
 use crate::replica::Replica;
 use crate::service::NodeService;
 use crate::vault::{FleetCore, GuessLimits, MAX_VAULT_REQUEST_BYTES, VaultService};
@@ -30,6 +32,9 @@ pub struct RunningNode {
     raft: Raft,
     hsm: Arc<Pkcs11Hsm>,
     background: Vec<JoinHandle<()>>,
+    health: tonic_health::server::HealthReporter,
+    health_monitor: JoinHandle<()>,
+    metrics: Option<MetricsExporter>,
     stop_api: oneshot::Sender<()>,
     api_task: JoinHandle<Result<(), tonic::transport::Error>>,
     stop_raft: oneshot::Sender<()>,
@@ -38,7 +43,8 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Opens the HSM and the stores, starts Raft and both gRPC servers.
+    /// Opens the HSM and the stores, starts Raft, both gRPC servers, the health monitor and the
+    /// metrics endpoint.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
         let node_id = config.node_id;
         tracing::info!(node_id, data_dir = %config.data_dir.display(), "starting keyfleet node");
@@ -94,14 +100,35 @@ impl RunningNode {
         };
         let vault_service = VaultService::new(replica.clone(), core.clone(), verifier, limits);
 
+        let metrics = match config.metrics_listen {
+            Some(listen) => Some(MetricsExporter::start(node_id, listen, raft.clone())?),
+            None => None,
+        };
+
+        let (health, health_server) = tonic_health::server::health_reporter();
+        HealthMonitor::mark_not_ready(&health).await;
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api_task = serve_api(
             config.api_listen,
-            node_service,
-            vault_service,
+            ApiServices {
+                node: node_service,
+                vault: vault_service,
+                health: health_server,
+            },
             signal(api_stopped),
         )
         .await?;
+        let health_monitor = tokio::spawn(
+            HealthMonitor::new(
+                node_id,
+                raft.clone(),
+                core.clone(),
+                hsm.clone(),
+                health.clone(),
+                Duration::from_millis(config.raft.election_timeout_max_ms),
+            )
+            .run(),
+        );
 
         let background = vec![
             tokio::spawn(core.initialize_when_leader()),
@@ -117,6 +144,7 @@ impl RunningNode {
             node_id,
             raft_listen = %config.raft_listen,
             api_listen = %config.api_listen,
+            metrics_listen = ?config.metrics_listen,
             "keyfleet node started"
         );
         Ok(Self {
@@ -124,6 +152,9 @@ impl RunningNode {
             raft,
             hsm,
             background,
+            health,
+            health_monitor,
+            metrics,
             stop_api,
             api_task,
             stop_raft,
@@ -146,6 +177,8 @@ impl RunningNode {
         let node_id = self.node_id;
         tracing::info!(node_id, "stopping keyfleet node");
 
+        self.health_monitor.abort();
+        HealthMonitor::mark_stopping(&self.health).await;
         let _ = self.stop_api.send(());
         match tokio::time::timeout(API_SHUTDOWN_GRACE, self.api_task).await {
             Ok(Ok(Ok(()))) => {}
@@ -161,6 +194,9 @@ impl RunningNode {
 
         for task in &self.background {
             task.abort();
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.stop();
         }
         self.raft.shutdown().await.context("shutting Raft down")?;
         self.watcher.abort();
@@ -222,27 +258,46 @@ fn vault_config(config: &NodeConfig) -> VaultConfig {
     vault
 }
 
-/// Serves the node API and the vault API on `listen`.
-async fn serve_api(
+/// The gRPC services on `api_listen`.
+struct ApiServices<H> {
+    node: NodeService,
+    vault: VaultService,
+    health: H,
+}
+
+/// Serves the node API, the vault API and gRPC health checking on `listen`.
+async fn serve_api<H>(
     listen: std::net::SocketAddr,
-    node_service: NodeService,
-    vault_service: VaultService,
+    services: ApiServices<H>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<JoinHandle<Result<(), tonic::transport::Error>>> {
+) -> anyhow::Result<JoinHandle<Result<(), tonic::transport::Error>>>
+where
+    H: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the node API to {listen}"))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let node_server = NodeServer::new(node_service)
+    let node_server = NodeServer::new(services.node)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let vault_server =
-        VaultServer::new(vault_service).max_decoding_message_size(MAX_VAULT_REQUEST_BYTES);
+        VaultServer::new(services.vault).max_decoding_message_size(MAX_VAULT_REQUEST_BYTES);
 
     Ok(tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(node_server)
             .add_service(vault_server)
+            .add_service(services.health)
             .serve_with_incoming_shutdown(incoming, shutdown),
     ))
 }

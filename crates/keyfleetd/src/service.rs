@@ -1,6 +1,7 @@
 //! The `keyfleet.node.v1.Node` gRPC service.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyfleet_api::node::node_server::Node;
@@ -16,6 +17,7 @@ use tonic::{Response, Status};
 
 use crate::admin_token::AdminToken;
 use crate::leader_hint::{no_quorum, raft_stopped};
+use crate::log_limiter::LogLimiter;
 use crate::replica::Replica;
 
 /// Serves the node API from one Raft node.
@@ -24,7 +26,11 @@ pub struct NodeService {
     replica: Replica,
     learner_catch_up_timeout: Duration,
     admin_token: AdminToken,
+    rejected_calls: Arc<LogLimiter>,
 }
+
+/// Interval between two log lines about node API calls rejected for a missing admin token.
+const REJECTED_CALL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Most log entries a learner may lag behind the leader and still be promoted to voter.
 const MAX_PROMOTION_LAG: u64 = 100;
@@ -47,11 +53,20 @@ impl NodeService {
             replica,
             learner_catch_up_timeout,
             admin_token,
+            rejected_calls: Arc::new(LogLimiter::new(REJECTED_CALL_LOG_INTERVAL)),
         }
     }
 
     fn authorize<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
-        self.admin_token.check(self.replica.node_id, request)
+        let checked = self.admin_token.check(self.replica.node_id, request);
+
+        if checked.is_err()
+            && let Some(suppressed) = self.rejected_calls.allow()
+        {
+            let peer = request.remote_addr().map(|addr| addr.to_string());
+            tracing::warn!(node_id = self.replica.node_id, peer = ?peer, suppressed, "node API call without the admin token rejected");
+        }
+        checked
     }
 
     /// Waits until the leader has replicated its log up to `index` on `learner`.

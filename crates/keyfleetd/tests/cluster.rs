@@ -749,3 +749,292 @@ async fn node_api_needs_admin_token() {
         .expect("ReadRecord with the admin token");
     assert!(record.is_none(), "a rejected write created a record");
 }
+
+/// Returns the `authorization` value that carries the cluster's admin token.
+fn admin_bearer(cluster: &TestCluster) -> String {
+    let request = cluster.admin_request(());
+    let value = request
+        .metadata()
+        .get("authorization")
+        .expect("admin_request sets authorization");
+
+    value.to_str().expect("the admin token is ASCII").to_owned()
+}
+
+/// Wraps `message` in a request whose `authorization` is `header`, or has none.
+fn request_with_header<T>(message: T, header: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(header) = header {
+        let value = header.parse().expect("a valid header value");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_headers_change_nothing() {
+    let (mut cluster, leader) = TestCluster::launch(4, 3, RaftTiming::default()).await;
+    write_ok(&cluster, &cluster.client(), &register(&user("before"), 3)).await;
+    cluster.start(4).await;
+
+    let bearer = admin_bearer(&cluster);
+    let token = bearer.strip_prefix("Bearer ").expect("a Bearer value");
+    let tenant_bearer = format!("Bearer {}", cluster.token("mallory"));
+    let half_token = format!("Bearer {}", &token[..token.len() / 2]);
+    let longer_token = format!("Bearer {token}x");
+    let upper_token = format!("Bearer {}", token.to_uppercase());
+    let double_space = format!("Bearer  {token}");
+    let headers: Vec<Option<&str>> = vec![
+        None,
+        Some(""),
+        Some("Bearer"),
+        Some("Bearer "),
+        Some(token),
+        Some(&half_token),
+        Some(&longer_token),
+        Some(&upper_token),
+        Some(&double_space),
+        Some(&tenant_bearer),
+    ];
+    let before = cluster.expect_status(leader).await;
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the leader's node API");
+    let mut fresh = NodeClient::connect(cluster.api_endpoint(4))
+        .await
+        .expect("connect to the uninitialized node's node API");
+    let reset = postcard::to_stdvec(&register(&user("mallory"), 1000)).expect("encode");
+    let members = vec![keyfleet_api::node::Member {
+        id: 4,
+        raft_addr: cluster.addresses(4).raft.clone(),
+        api_addr: cluster.addresses(4).api.clone(),
+    }];
+
+    for header in &headers {
+        let write = raw
+            .write(request_with_header(
+                WriteRequest {
+                    request: reset.clone(),
+                },
+                *header,
+            ))
+            .await
+            .expect_err("Write accepted a bad admin header");
+        assert_eq!(write.code(), tonic::Code::Unauthenticated, "{header:?}");
+
+        let read = raw
+            .read_record(request_with_header(
+                keyfleet_api::node::ReadRecordRequest {
+                    user: "before".to_owned(),
+                },
+                *header,
+            ))
+            .await
+            .expect_err("ReadRecord accepted a bad admin header");
+        assert_eq!(read.code(), tonic::Code::Unauthenticated, "{header:?}");
+
+        let initialize = fresh
+            .initialize(request_with_header(
+                keyfleet_api::node::InitializeRequest {
+                    members: members.clone(),
+                },
+                *header,
+            ))
+            .await
+            .expect_err("Initialize accepted a bad admin header");
+        assert_eq!(
+            initialize.code(),
+            tonic::Code::Unauthenticated,
+            "{header:?}"
+        );
+
+        let add = raw
+            .add_learner(request_with_header(
+                keyfleet_api::node::AddLearnerRequest {
+                    member: members.first().cloned(),
+                },
+                *header,
+            ))
+            .await
+            .expect_err("AddLearner accepted a bad admin header");
+        assert_eq!(add.code(), tonic::Code::Unauthenticated, "{header:?}");
+
+        let change = raw
+            .change_membership(request_with_header(
+                keyfleet_api::node::ChangeMembershipRequest {
+                    voters: vec![leader],
+                    retain: false,
+                },
+                *header,
+            ))
+            .await
+            .expect_err("ChangeMembership accepted a bad admin header");
+        assert_eq!(change.code(), tonic::Code::Unauthenticated, "{header:?}");
+
+        let status = raw
+            .status(request_with_header(
+                keyfleet_api::node::StatusRequest {},
+                *header,
+            ))
+            .await;
+        assert!(status.is_ok(), "Status failed with {header:?}: {status:?}");
+    }
+
+    let after = cluster.expect_status(leader).await;
+    assert_eq!(voter_ids(&after), voter_ids(&before));
+    assert_eq!(learner_ids(&after), learner_ids(&before));
+    assert_eq!(after.last_log_index, before.last_log_index);
+    let fresh_status = cluster.expect_status(4).await;
+    assert!(fresh_status.voters.is_empty(), "{fresh_status:?}");
+    let mallory = cluster
+        .client()
+        .read_record(&user("mallory"))
+        .await
+        .expect("read with the admin token");
+    assert!(mallory.is_none(), "a rejected write created a record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_client_debug_hides_admin_token() {
+    let cluster = TestCluster::prepare(1, RaftTiming::default());
+    let bearer = admin_bearer(&cluster);
+    let token = bearer.strip_prefix("Bearer ").expect("a Bearer value");
+
+    let printed = format!("{:?} {:#?}", cluster.client(), cluster.client());
+
+    assert!(!printed.contains(token), "{printed}");
+    assert!(printed.contains("REDACTED"), "{printed}");
+}
+
+/// Starts `keyfleetd` on node 1's configuration with `admin_line` in place of its
+/// `admin_token_file` line, and returns its exit status and output, or `None` for the status
+/// if it still runs after ten seconds (it is killed then).
+fn start_with_admin_line(
+    cluster: &TestCluster,
+    admin_line: &str,
+) -> (Option<std::process::ExitStatus>, String) {
+    let node_dir = cluster
+        .data_dir(1)
+        .parent()
+        .expect("the data directory is inside the node directory")
+        .to_owned();
+    let config = std::fs::read_to_string(node_dir.join("keyfleetd.toml")).expect("read config");
+    let rewritten: Vec<String> = config
+        .lines()
+        .map(|line| {
+            if line.starts_with("admin_token_file") {
+                admin_line.to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    let config_path = node_dir.join("admin-probe.toml");
+    std::fs::write(&config_path, rewritten.join("\n")).expect("write config");
+    let log_path = node_dir.join("admin-probe.log");
+    let log = std::fs::File::create(&log_path).expect("create log");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyfleetd"))
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone log"))
+        .stderr(log)
+        .spawn()
+        .expect("start keyfleetd");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut exited = false;
+    while std::time::Instant::now() < deadline {
+        exited = child.try_wait().expect("poll keyfleetd").is_some();
+        if exited {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    let waited = child.wait().expect("reap keyfleetd");
+    let status = exited.then_some(waited);
+
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    (status, output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_token_files_stop_start() {
+    let cluster = TestCluster::prepare(1, RaftTiming::default());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "too-short\n").expect("write");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").expect("write");
+    let missing = dir.path().join("missing");
+    let directory = dir.path().join("directory");
+    std::fs::create_dir(&directory).expect("create directory");
+    let line =
+        |path: &std::path::Path| format!("admin_token_file = {:?}", path.display().to_string());
+    let cases = [
+        (String::new(), "admin_token_file is not set"),
+        (line(&short), "9 bytes long"),
+        (line(&empty), "0 bytes long"),
+        (line(&missing), "No such file"),
+        (line(&directory), "Is a directory"),
+    ];
+
+    for (admin_line, expected) in cases {
+        let (status, output) = start_with_admin_line(&cluster, &admin_line);
+
+        let status = status.unwrap_or_else(|| panic!("{admin_line:?} started a node: {output}"));
+        assert!(!status.success(), "{admin_line:?}: {status}");
+        assert!(output.contains(expected), "{admin_line:?}: {output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_admin_token_stops_start() {
+    let cluster = TestCluster::prepare(1, RaftTiming::default());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{}\n", "é".repeat(32))).expect("write");
+    let admin_line = format!("admin_token_file = {:?}", token.display().to_string());
+
+    let (status, output) = start_with_admin_line(&cluster, &admin_line);
+
+    assert!(status.is_some(), "the node started: {output}");
+    assert!(output.contains("admin token"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_admin_calls_rate_limit_logs() {
+    let (cluster, leader) = TestCluster::launch(1, 1, RaftTiming::default()).await;
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the node API");
+    let calls = 500;
+
+    for _ in 0..calls {
+        let status = raw
+            .read_record(keyfleet_api::node::ReadRecordRequest {
+                user: "mallory".to_owned(),
+            })
+            .await
+            .expect_err("a read without the admin token was accepted");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    }
+
+    let log_path = cluster
+        .data_dir(leader)
+        .parent()
+        .expect("the data directory is inside the node directory")
+        .join("keyfleetd.log");
+    let log = std::fs::read_to_string(log_path).expect("read the node log");
+    let logged = log
+        .lines()
+        .filter(|line| line.contains("without the admin token rejected"))
+        .count();
+    assert!(
+        logged <= 20,
+        "{logged} log lines for {calls} rejected calls"
+    );
+}

@@ -1148,3 +1148,99 @@ async fn logins_during_lockouts_succeed() {
         cluster.log_report()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_is_no_tenant_token() {
+    let (cluster, leader) = launch().await;
+    let alice = raw(&cluster, leader, "alice").await;
+    alice
+        .register(PASSWORD, SECRET, 3)
+        .await
+        .expect("registration with the tenant token");
+    let admin = cluster.admin_request(());
+    let bearer = admin
+        .metadata()
+        .get("authorization")
+        .expect("admin_request sets authorization")
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let admin_token = bearer
+        .strip_prefix("Bearer ")
+        .expect("a Bearer value")
+        .to_owned();
+
+    let with_admin = alice.with_token(admin_token);
+    let state = with_admin
+        .state()
+        .await
+        .expect_err("GetState accepted the admin token");
+    let Err(start) = with_admin.start_login(WRONG).await else {
+        panic!("RecoveryStart accepted the admin token");
+    };
+    let delete = with_admin
+        .delete()
+        .await
+        .expect_err("Delete accepted the admin token");
+
+    assert_eq!(state.code, Code::Unauthenticated, "{state:?}");
+    assert_eq!(start.code, Code::Unauthenticated, "{start:?}");
+    assert_eq!(delete.code, Code::Unauthenticated, "{delete:?}");
+    assert_eq!(guesses_left(&alice).await, 3);
+    assert_eq!(
+        alice.recover(PASSWORD).await.expect("recovery"),
+        SECRET,
+        "the record changed"
+    );
+}
+
+/// Returns the lines of node `id`'s log, over all its starts, that contain `needle`.
+fn log_lines_with(cluster: &TestCluster, id: NodeId, needle: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(log_file(cluster, id)).unwrap_or_default();
+
+    text.lines()
+        .filter(|line| line.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_node_erases_after_restart() {
+    let (mut cluster, leader) = launch().await;
+    let victim = raw(&cluster, leader, "victim").await;
+    victim
+        .register(PASSWORD, SECRET, 3)
+        .await
+        .expect("register");
+    let (password_file, sealed_secret) = sealed_blobs(&cluster, "victim").await;
+    wait_for_files(&cluster, leader, &password_file, true, "never stored").await;
+
+    assert!(victim.delete().await.expect("Delete"), "no record deleted");
+    // The leader applied the erase before it acknowledged it. The kills most likely come before
+    // any node finishes its compaction round.
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    let log_lines_before = log_lines_with(&cluster, leader, "").len();
+    cluster.restart(leader).await;
+
+    wait_for_files(
+        &cluster,
+        leader,
+        &password_file,
+        false,
+        "kept the password file without a quorum",
+    )
+    .await;
+    wait_for_files(&cluster, leader, &sealed_secret, false, "kept the secret").await;
+
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let failed_rounds = log_lines_with(&cluster, leader, "compaction after an erase failed");
+    let log_lines = log_lines_with(&cluster, leader, "").len() - log_lines_before;
+    assert!(failed_rounds.len() <= 2, "{failed_rounds:#?}");
+    assert!(
+        log_lines <= 200,
+        "{log_lines} log lines in about 20 s without a quorum\n{}",
+        cluster.log_report()
+    );
+}

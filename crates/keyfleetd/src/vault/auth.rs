@@ -11,7 +11,6 @@ use crate::error_status::error_status;
 
 /// Metadata key of the tenant token.
 const AUTHORIZATION: &str = "authorization";
-const BEARER: &str = "Bearer ";
 
 /// The verified caller of one vault call.
 #[derive(Debug, Clone)]
@@ -80,7 +79,7 @@ fn bearer_token<T>(request: &Request<T>) -> Result<&str, Status> {
     let value = request.metadata().get(AUTHORIZATION).ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
 
-    value.strip_prefix(BEARER).ok_or_else(missing)
+    crate::admin_token::strip_bearer(value).ok_or_else(missing)
 }
 
 fn token_rejected(error: &TokenError) -> Status {

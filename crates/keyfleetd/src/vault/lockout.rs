@@ -86,7 +86,12 @@ async fn lock(
     };
 
     match replica.write(request).await?.response {
-        Response::Lock(outcome) => Ok(outcome),
+        Response::Lock(outcome) => {
+            if let LockOutcome::Locked { .. } = outcome {
+                metrics::counter!(crate::metrics::LOCKOUTS).increment(1);
+            }
+            Ok(outcome)
+        }
         other => Err(tonic::Status::internal(format!(
             "Lock returned an unexpected outcome: {other:?}"
         ))),

@@ -9,7 +9,6 @@
 mod auth;
 mod fleet_core;
 mod lockout;
-mod log_limiter;
 mod records;
 mod recovery;
 mod registration;
@@ -27,9 +26,9 @@ use keyfleet_api::vault::{
 use keyfleet_token::TokenVerifier;
 use tonic::{Request, Response, Status};
 
+use crate::log_limiter::LogLimiter;
 pub(crate) use fleet_core::FleetCore;
 use lockout::Lockouts;
-use log_limiter::LogLimiter;
 
 use crate::replica::Replica;
 

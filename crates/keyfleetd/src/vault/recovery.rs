@@ -80,22 +80,28 @@ impl VaultService {
                 version,
                 oprf_salt,
                 ..
-            }) => Ok(Some(CountedGuess {
-                guesses_used,
-                version,
-                oprf_salt,
-                last: false,
-            })),
+            }) => {
+                metrics::counter!(crate::metrics::GUESSES_COUNTED).increment(1);
+                Ok(Some(CountedGuess {
+                    guesses_used,
+                    version,
+                    oprf_salt,
+                    last: false,
+                }))
+            }
             Response::ConsumeGuess(GuessOutcome::LastGuessCounted {
                 guesses_used,
                 version,
                 oprf_salt,
-            }) => Ok(Some(CountedGuess {
-                guesses_used,
-                version,
-                oprf_salt,
-                last: true,
-            })),
+            }) => {
+                metrics::counter!(crate::metrics::GUESSES_COUNTED).increment(1);
+                Ok(Some(CountedGuess {
+                    guesses_used,
+                    version,
+                    oprf_salt,
+                    last: true,
+                }))
+            }
             Response::ConsumeGuess(GuessOutcome::NotFound) => Ok(None),
             Response::ConsumeGuess(GuessOutcome::Locked) => {
                 self.lock_exhausted(caller).await?;
@@ -259,6 +265,7 @@ impl VaultService {
             .await
             .map_err(|error| status::vault_error(node_id, error))?;
         tracing::info!(node_id, user = %caller.record, version, "recovery succeeded; guesses reset");
+        metrics::counter!(crate::metrics::RECOVERIES_SUCCEEDED).increment(1);
 
         Ok(RecoveryFinishResponse { encrypted_secret })
     }

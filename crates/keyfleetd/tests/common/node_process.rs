@@ -38,6 +38,7 @@ pub struct NodeProcess {
     admin_token_file: PathBuf,
     raft_addr: SocketAddr,
     api_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -70,6 +71,7 @@ impl NodeProcess {
             admin_token_file: admin_token_file.to_owned(),
             raft_addr: free_local_address(),
             api_addr: free_local_address(),
+            metrics_addr: free_local_address(),
             child: None,
             starts: 0,
         };
@@ -89,6 +91,11 @@ impl NodeProcess {
     /// Returns the node API URI, such as `http://127.0.0.1:40123`.
     pub fn api_endpoint(&self) -> String {
         endpoint_uri(&self.api_addr.to_string())
+    }
+
+    /// Returns the address of the node's Prometheus endpoint (`metrics_listen`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -111,6 +118,7 @@ impl NodeProcess {
 
         self.raft_addr = free_local_address();
         self.api_addr = free_local_address();
+        self.metrics_addr = free_local_address();
         self.write_config();
     }
 
@@ -284,6 +292,7 @@ impl NodeProcess {
              admin_token_file = {}\n\
              raft_listen = \"{}\"\n\
              api_listen = \"{}\"\n\
+             metrics_listen = \"{}\"\n\
              log_format = \"text\"\n\
              \n\
              {}\n\
@@ -297,6 +306,7 @@ impl NodeProcess {
             toml_string(&self.admin_token_file),
             self.raft_addr,
             self.api_addr,
+            self.metrics_addr,
             self.timing.to_toml(),
             self.vault_toml,
             toml_string(&module),

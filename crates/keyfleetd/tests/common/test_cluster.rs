@@ -319,6 +319,11 @@ impl TestCluster {
         self.node(id).api_endpoint()
     }
 
+    /// Returns the address of node `id`'s Prometheus endpoint.
+    pub fn metrics_addr(&self, id: NodeId) -> std::net::SocketAddr {
+        self.node(id).metrics_addr()
+    }
+
     /// Returns node `id`'s status, with one attempt.
     pub async fn status(&self, id: NodeId) -> Result<StatusResponse, ClientError> {
         self.status_client

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 /// Lets one log line through per interval, and counts the ones it held back.
 #[derive(Debug)]
-pub(super) struct LogLimiter {
+pub(crate) struct LogLimiter {
     interval: Duration,
     last: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
 }
 
 impl LogLimiter {
-    pub(super) fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
             last: Mutex::new(None),
@@ -25,7 +25,7 @@ impl LogLimiter {
 
     /// Returns the number of lines held back since the last one written, if this line may be
     /// written now, or `None` to hold it back.
-    pub(super) fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
 
