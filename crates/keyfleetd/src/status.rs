@@ -33,6 +33,7 @@ pub(crate) fn status_of(raft: &Raft) -> StatusResponse {
         committed_index: metrics.local_committed.map_or(0, |id| id.index),
         applied_index: metrics.last_applied.map_or(0, |id| id.index),
         snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+        purged_index: metrics.purged.map_or(0, |id| id.index),
         voters: membership.voter_ids().map(member).collect(),
         learners: membership.learner_ids().map(member).collect(),
     }

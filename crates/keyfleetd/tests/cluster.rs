@@ -323,10 +323,12 @@ async fn lagging_follower_gets_snapshot() {
         last_index = index;
     }
 
-    let leader_condition = format!("a snapshot past index {old_last_log}");
+    // The leader must also have purged the entries the follower lacks, or it sends them from
+    // the log. It purges after a snapshot, but may wait while a replication stream uses them.
+    let leader_condition = format!("a snapshot and a log purge past index {old_last_log}");
     cluster
         .wait_for_status(leader, &leader_condition, |status| {
-            status.snapshot_index > old_last_log
+            status.snapshot_index > old_last_log && status.purged_index > old_last_log
         })
         .await;
 
@@ -611,9 +613,13 @@ async fn large_snapshot_reaches_follower() {
         last_index = index;
     }
     cluster
-        .wait_for_status(leader, "a snapshot near the last write", |status| {
-            status.snapshot_index + 20 >= last_index
-        })
+        .wait_for_status(
+            leader,
+            "a snapshot and a purge near the last write",
+            |status| {
+                status.snapshot_index + 20 >= last_index && status.purged_index + 20 >= last_index
+            },
+        )
         .await;
 
     cluster.set_timing(
