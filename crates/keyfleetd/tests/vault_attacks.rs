@@ -6,6 +6,8 @@ mod common;
 
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::FLEET_ID;
@@ -954,10 +956,30 @@ fn raw_register(user: &keyfleet_raft::UserId, len: usize) -> keyfleet_raft::Requ
     }
 }
 
-/// Registers and erases records through the node API until a write fails, and returns the
-/// acknowledged registrations with whether their erase was acknowledged too.
+/// Sends `request` until it is acknowledged, or until it fails after `killed` is set. Retries
+/// carry the same request id, so a write is applied once however often it is sent.
+async fn write_until_killed(
+    client: &keyfleet_client::FleetClient,
+    request: &keyfleet_raft::Request,
+    killed: &AtomicBool,
+) -> bool {
+    loop {
+        if client.write(request).await.is_ok() {
+            return true;
+        }
+        if killed.load(Ordering::SeqCst) {
+            return false;
+        }
+    }
+}
+
+/// Registers and erases records through the node API until a write fails after `killed` is
+/// set, and returns the acknowledged registrations with whether their erase was acknowledged
+/// too. `progress` counts the acknowledged registrations.
 async fn register_and_erase(
     client: keyfleet_client::FleetClient,
+    killed: Arc<AtomicBool>,
+    progress: Arc<AtomicUsize>,
 ) -> Vec<(keyfleet_raft::UserId, keyfleet_raft::SealedBlob, bool)> {
     let mut acknowledged = Vec::new();
 
@@ -968,10 +990,11 @@ async fn register_and_erase(
             unreachable!("raw_register builds a Register");
         };
         let password_file = password_file.clone();
-        if client.write(&request).await.is_err() {
+        if !write_until_killed(&client, &request, &killed).await {
             break;
         }
         acknowledged.push((user.clone(), password_file, false));
+        progress.fetch_add(1, Ordering::SeqCst);
 
         if index % 2 == 1 {
             continue;
@@ -980,7 +1003,7 @@ async fn register_and_erase(
             request_id: common::new_request_id(),
             command: keyfleet_raft::Command::Erase { user },
         };
-        if client.write(&erase).await.is_err() {
+        if !write_until_killed(&client, &erase, &killed).await {
             // The erase may have committed before the write failed, so this record's state is
             // unknown.
             acknowledged.pop();
@@ -1016,11 +1039,19 @@ async fn killed_fleet_keeps_acknowledged_writes() {
         deadline: Duration::from_secs(2),
         ..common::test_policy()
     };
+    let killed = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn(register_and_erase(
         cluster.client_with_policy(&[1, 2, 3], fast_policy),
+        killed.clone(),
+        progress.clone(),
     ));
 
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let deadline = Instant::now() + WAIT;
+    while progress.load(Ordering::SeqCst) < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    killed.store(true, Ordering::SeqCst);
     for id in [1, 2, 3] {
         cluster.kill(id);
     }

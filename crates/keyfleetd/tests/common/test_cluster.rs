@@ -245,13 +245,26 @@ impl TestCluster {
 
     /// Starts node `id` again on its data directory and ports, and waits until it serves
     /// `Status`.
+    ///
+    /// A restart that finds its port taken by another process is tried again after a pause,
+    /// because the node's addresses are in the membership and cannot change.
     pub async fn restart(&mut self, id: NodeId) {
         assert!(!self.node(id).is_running(), "node {id} is still running");
-        self.node_mut(id).spawn();
 
-        if !self.wait_ready(id).await {
-            panic!("node {id} did not restart\n{}", self.log_report());
+        for _ in 0..PORT_CLASH_RETRIES {
+            self.node_mut(id).spawn();
+
+            if self.wait_ready(id).await {
+                return;
+            }
+            if !self.node(id).log_reports_port_in_use() {
+                break;
+            }
+
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+
+        panic!("node {id} did not restart\n{}", self.log_report());
     }
 
     /// Replaces node `id`'s Raft timing for its next start. The node must be stopped.
