@@ -79,10 +79,6 @@ impl VaultTables for MemoryTables {
         Ok(())
     }
 
-    fn remove_user(&mut self, user: &UserId) -> Result<bool, Infallible> {
-        Ok(self.users.remove(user).is_some())
-    }
-
     fn fleet(&self) -> Result<Option<FleetRecord>, Infallible> {
         Ok(self.fleet.clone())
     }

@@ -101,10 +101,6 @@ impl VaultTables for RedbTables<'_> {
         Ok(())
     }
 
-    fn remove_user(&mut self, user: &UserId) -> Result<bool, StoreError> {
-        Ok(self.users.remove(user.as_str())?.is_some())
-    }
-
     fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
         get_value(&self.fleet, FLEET_KEY, "fleet record")
     }

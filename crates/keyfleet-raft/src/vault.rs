@@ -38,9 +38,6 @@ pub trait VaultTables {
     /// Inserts or replaces the user's record.
     fn put_user(&mut self, user: &UserId, record: &UserRecord) -> Result<(), Self::Error>;
 
-    /// Deletes the user's record and returns whether it existed.
-    fn remove_user(&mut self, user: &UserId) -> Result<bool, Self::Error>;
-
     /// Returns the fleet setup.
     fn fleet(&self) -> Result<Option<FleetRecord>, Self::Error>;
 

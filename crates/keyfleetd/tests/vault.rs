@@ -80,7 +80,10 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
             continue;
         }
 
-        let bytes = std::fs::read(&path).expect("read a data file");
+        // A store rewrite renames its temporary file away, so a file may vanish mid-scan.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         if bytes.windows(needle.len()).any(|window| window == needle) {
             found.push(path.display().to_string());
         }
