@@ -1,9 +1,9 @@
 //! keyfleet's vault protocol, version 1: what a client and the vault must agree on.
 //!
-//! The OPAQUE cipher suite is [`Suite`], the client's key-stretching function is
-//! [`PROTOCOL_V1_KSF`] (built with [`client_ksf`]), the key exchange binds [`KE_CONTEXT`] and
-//! the identities from [`client_identifiers`], every OPAQUE message has the fixed length given
-//! here, and a recovered secret travels in the format of [`seal_for_session`] and
+//! The OPAQUE cipher suite is [`Suite`], and the client's key-stretching function is
+//! [`PROTOCOL_V1_KSF`], built with [`client_ksf`]. The key exchange binds [`KE_CONTEXT`] and the
+//! identities from [`client_identifiers`]. Every OPAQUE message has the fixed length given here,
+//! and a recovered secret travels in the format of [`seal_for_session`] and
 //! [`open_recovered_secret`]. Any change to these needs a new [`PROTOCOL_VERSION`].
 
 mod error;

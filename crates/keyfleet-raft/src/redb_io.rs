@@ -64,7 +64,7 @@ pub(crate) fn exclusive(db: &RwLock<Database>) -> RwLockWriteGuard<'_, Database>
 /// redb reuses freed pages but does not clear them, and a page it reuses keeps old bytes past
 /// the new contents, so neither compaction nor more writes remove deleted values from the file.
 /// `copy` copies every table from the old database into the new one. The new file is complete
-/// and synced before it is renamed over `path`, so a crash leaves either file whole; a leftover
+/// and synced before it is renamed over `path`, so a crash leaves either file whole. A leftover
 /// temporary file is removed when the store opens.
 ///
 /// NOTE: the old file's disk blocks are freed by the file system, not overwritten, so a copy of

@@ -173,10 +173,9 @@ impl StateMachineStore {
         .await
     }
 
-    /// Returns a receiver of the log index of the last applied command that erased a record's
-    /// sealed blobs (a `Lock` that locked or an `Erase` that erased), or of the last installed
-    /// snapshot, 0 before the first one since this store was opened. The node compacts its log
-    /// and snapshot past that index.
+    /// Returns a receiver of the log index of the last erase: an applied `Lock` that locked, an
+    /// applied `Erase` that erased, or an installed snapshot. It is 0 before the first one since
+    /// this store was opened. The node compacts its log and snapshot past that index.
     pub fn erasures(&self) -> watch::Receiver<u64> {
         self.erasures.subscribe()
     }

@@ -294,9 +294,9 @@ fn lock<T: VaultTables>(
     }
 
     // Zeroizing a blob also empties it. Copies stay in the Raft log entry of the `Register`
-    // until the log is purged, and in the current snapshot until the next one is built: the
-    // state machine reports every applied lock and erase (`StateMachineStore::erasures`) so
-    // that the node can compact at once.
+    // until the log is purged, and in the current snapshot until the next one is built. So the
+    // state machine reports every applied lock and erase (`StateMachineStore::erasures`), and
+    // the node compacts at once.
     record.password_file.zeroize();
     record.sealed_secret.zeroize();
     record.status = UserStatus::Locked;

@@ -109,13 +109,13 @@ pub struct VaultSettings {
     /// Most guesses a registration may ask for.
     #[serde(default = "default_max_guesses")]
     pub max_guesses_ceiling: u32,
-    /// Guesses a registration gets when it asks for 0. At most `max_guesses_ceiling`.
+    /// Guesses a registration gets when it requests 0. At most `max_guesses_ceiling`.
     #[serde(default = "default_max_guesses")]
     pub default_max_guesses: u32,
     /// Lifetime of registration and login tickets, in seconds.
     #[serde(default = "default_ticket_ttl_secs")]
     pub ticket_ttl_secs: u64,
-    /// Longest lifetime (`exp - iat`) a tenant token may have, in seconds.
+    /// Maximum lifetime (`exp - iat`) of a tenant token, in seconds.
     #[serde(default = "default_token_max_lifetime_secs")]
     pub token_max_lifetime_secs: u64,
     /// Tenants whose tokens the vault accepts.

@@ -390,7 +390,7 @@ async fn swapped_tickets_rejected() {
         .await
         .expect("register the attacker");
 
-    // A login ticket of another user, for whom the attacker knows the password.
+    // A login ticket of another user whose password the attacker knows.
     let login = attacker.start_login(PASSWORD).await.expect("start");
     let (attacker_finish, _) = attacker.finish_request(login, PASSWORD);
     let foreign = victim
