@@ -41,6 +41,7 @@ use crate::redb_tables::read_user;
 use crate::response::EraseOutcome;
 use crate::response::LockOutcome;
 use crate::response::Response;
+use crate::response::RestoreOutcome;
 use crate::snapshot_builder::SnapshotBuilder;
 use crate::type_config::Entry;
 use crate::type_config::LogId;
@@ -203,6 +204,28 @@ impl StateMachineStore {
         .await
     }
 
+    /// Reads the last applied log id and the whole applied vault state, in one consistent read
+    /// transaction.
+    pub async fn applied_image(&self) -> Result<(Option<LogId>, VaultImage), StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = shared(&db).begin_read()?;
+            let (last_applied, _) = read_applied_state(&txn)?;
+            Ok((last_applied, read_image(&txn)?))
+        })
+        .await
+    }
+
+    /// Reads the last applied log id and membership.
+    pub async fn applied_membership(
+        &self,
+    ) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_applied_state(&shared(&db).begin_read()?)).await
+    }
+
     /// Reads the whole applied vault state, in one consistent read transaction.
     pub async fn vault_image(&self) -> Result<VaultImage, StoreError> {
         let db = self.db.clone();
@@ -321,7 +344,9 @@ fn apply_batch(
 fn erases_blobs(response: &Response) -> bool {
     matches!(
         response,
-        Response::Lock(LockOutcome::Locked { .. }) | Response::Erase(EraseOutcome::Erased)
+        Response::Lock(LockOutcome::Locked { .. })
+            | Response::Erase(EraseOutcome::Erased)
+            | Response::Restore(RestoreOutcome::Restored { .. })
     )
 }
 

@@ -87,7 +87,14 @@ impl RunningNode {
             write_timeout: Duration::from_millis(config.raft.write_timeout_ms),
         };
         let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
-        let node_service = NodeService::new(replica.clone(), catch_up_timeout, admin_token);
+        let (health_sender, health_receiver) =
+            tokio::sync::watch::channel(crate::node_health::NodeHealth::default());
+        let node_service = NodeService::new(
+            replica.clone(),
+            catch_up_timeout,
+            admin_token,
+            health_receiver,
+        );
 
         let core = Arc::new(FleetCore::new(
             replica.clone(),
@@ -126,6 +133,7 @@ impl RunningNode {
                 hsm.clone(),
                 health.clone(),
                 Duration::from_millis(config.raft.election_timeout_max_ms),
+                health_sender,
             )
             .run(),
         );
