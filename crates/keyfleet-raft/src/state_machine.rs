@@ -83,6 +83,7 @@ pub struct StateMachineStore {
     path: Arc<PathBuf>,
     dedup_capacity: u64,
     erasures: Arc<watch::Sender<u64>>,
+    fleet_changes: Arc<watch::Sender<u64>>,
 }
 
 impl StateMachineStore {
@@ -109,6 +110,7 @@ impl StateMachineStore {
             path: Arc::new(path.to_owned()),
             dedup_capacity,
             erasures: Arc::new(watch::Sender::new(0)),
+            fleet_changes: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -179,6 +181,13 @@ impl StateMachineStore {
     /// this store was opened. The node compacts its log and snapshot past that index.
     pub fn erasures(&self) -> watch::Receiver<u64> {
         self.erasures.subscribe()
+    }
+
+    /// Returns a receiver of the log index of the last applied `Restore` or installed snapshot,
+    /// either of which may replace the fleet setup. It is 0 before the first one since this
+    /// store was opened. A node reloads its OPAQUE setup when it changes.
+    pub fn fleet_changes(&self) -> watch::Receiver<u64> {
+        self.fleet_changes.subscribe()
     }
 
     /// Returns the applied record of `user`.
@@ -285,10 +294,12 @@ fn write_applied_state(
     Ok(())
 }
 
-/// Responses of one apply batch, and the log index of its last erasing command.
+/// Responses of one apply batch, and the log indexes of its last erasing command and of its last
+/// restore.
 struct AppliedBatch {
     responses: Vec<Response>,
     last_erasure: Option<u64>,
+    last_restore: Option<u64>,
 }
 
 /// Applies `entries` in one durable transaction and returns one response per entry.
@@ -302,6 +313,7 @@ fn apply_batch(
     let mut last_membership = None;
     let mut last_applied = None;
     let mut last_erasure = None;
+    let mut last_restore = None;
 
     {
         let mut tables = RedbTables::open(&txn)?;
@@ -321,6 +333,9 @@ fn apply_batch(
             if erases_blobs(&response) {
                 last_erasure = Some(entry.log_id.index);
             }
+            if matches!(response, Response::Restore(RestoreOutcome::Restored { .. })) {
+                last_restore = Some(entry.log_id.index);
+            }
             responses.push(response);
             last_applied = Some(entry.log_id);
         }
@@ -335,6 +350,7 @@ fn apply_batch(
     Ok(AppliedBatch {
         responses,
         last_erasure,
+        last_restore,
     })
 }
 
@@ -465,6 +481,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if let Some(index) = applied.last_erasure {
             self.erasures.send_replace(index);
         }
+        if let Some(index) = applied.last_restore {
+            self.fleet_changes.send_replace(index);
+        }
         send_responses(responders, applied.responses);
         Ok(())
     }
@@ -495,6 +514,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The replaced tables may have held blobs that the snapshot no longer has, for example
         // those of a record locked while this node was down, so compact as after an erase.
         self.erasures.send_replace(installed_index);
+        self.fleet_changes.send_replace(installed_index);
         Ok(())
     }
 

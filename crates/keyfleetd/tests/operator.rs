@@ -213,3 +213,49 @@ async fn lost_quorum_recovers_on_survivor() {
     let (outcome, _) = write_ok(&cluster, &survivor, &consume_guess(&alice)).await;
     assert_eq!(counted_guesses(&outcome), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let (cluster, _) = TestCluster::launch(1, 1, RaftTiming::default()).await;
+    let channel = tonic::transport::Endpoint::from_shared(cluster.api_endpoint(1))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connect to the API port");
+    let mut client = ServerReflectionClient::new(channel);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("reflection response")
+        .expect("one response");
+
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in [
+        "keyfleet.node.v1.Node",
+        "keyfleet.v1.Vault",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
