@@ -76,12 +76,13 @@ pub enum QuorumRecoveryError {
 /// Makes `voters` the only voters of the node `node_id` whose stores are in `data_dir`, by
 /// appending a membership entry to its log. Run it only while the node is stopped.
 ///
-/// The entry carries a term one above every term the node has seen and this node as its
-/// leader, so it cannot share a log id with an entry some other leader wrote. The node votes
-/// for itself in that term. At the next start the new membership is in effect at once, so the
-/// survivors can elect a leader among themselves. That leader commits every entry its log holds,
-/// including entries that never reached a majority before: a write whose client saw an error or
-/// a timeout may still take effect.
+/// Run it on one survivor only, the one with the most up-to-date log. The entry carries a term
+/// one above every term the node has seen and this node as its leader, so it cannot share a log
+/// id with an entry some other leader wrote, and this node's log wins every election against
+/// the other survivors, which then receive the new membership from it. The node votes for
+/// itself in that term. That leader commits every entry its log holds, including entries that
+/// never reached a majority before: a write whose client saw an error or a timeout may still
+/// take effect.
 pub async fn force_voters(
     data_dir: &Path,
     node_id: NodeId,

@@ -101,3 +101,171 @@ fn tombstone(log_index: u64) -> UserRecord {
         version: log_index,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FleetRecord;
+    use crate::memory_tables::MemoryTables;
+    use crate::sealed_blob::SealedBlob;
+
+    fn record(status: UserStatus, guesses_used: u32) -> UserRecord {
+        UserRecord {
+            password_file: SealedBlob::new(vec![1; 8]),
+            sealed_secret: SealedBlob::new(vec![2; 8]),
+            max_guesses: 5,
+            guesses_used,
+            status,
+            oprf_salt: [7; OPRF_SALT_LEN],
+            version: 3,
+        }
+    }
+
+    fn id(name: &str) -> UserId {
+        UserId::new(name).unwrap()
+    }
+
+    fn fleet(fleet_id: &str) -> FleetRecord {
+        FleetRecord {
+            fleet_id: fleet_id.to_owned(),
+            created_at_unix_secs: 1,
+            sealed_server_setup: SealedBlob::new(vec![9; 8]),
+        }
+    }
+
+    fn image(users: Vec<(UserId, UserRecord)>) -> VaultImage {
+        VaultImage {
+            users,
+            fleet: Some(fleet("f")),
+            dedup: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn empty_state_takes_image() {
+        let mut tables = MemoryTables::default();
+        let snapshot = image(vec![(id("t/a"), record(UserStatus::Registered, 2))]);
+
+        let outcome = restore(&mut tables, 40, &snapshot, false).unwrap();
+
+        assert_eq!(
+            outcome,
+            RestoreOutcome::Restored {
+                users: 1,
+                rolled_back: 0
+            }
+        );
+        let restored = tables.user(&id("t/a")).unwrap().unwrap();
+        assert_eq!(restored.guesses_used, 2);
+        assert_eq!(restored.version, 40);
+        assert_eq!(tables.fleet().unwrap(), Some(fleet("f")));
+    }
+
+    #[test]
+    fn rollbacks_need_the_flag() {
+        let cases = [
+            (
+                record(UserStatus::Registered, 3),
+                record(UserStatus::Registered, 1),
+            ),
+            (
+                record(UserStatus::Locked, 0),
+                record(UserStatus::Registered, 4),
+            ),
+            (
+                record(UserStatus::Deleted, 0),
+                record(UserStatus::Registered, 0),
+            ),
+        ];
+
+        for (current, restored) in cases {
+            let mut tables = MemoryTables::default();
+            tables.put_user(&id("t/a"), &current).unwrap();
+            let snapshot = image(vec![(id("t/a"), restored.clone())]);
+
+            let rejected = restore(&mut tables, 40, &snapshot, false).unwrap();
+            assert_eq!(
+                rejected,
+                RestoreOutcome::CounterRollback {
+                    users: 1,
+                    examples: vec![id("t/a")]
+                },
+                "{current:?} -> {restored:?}"
+            );
+            assert_eq!(tables.user(&id("t/a")).unwrap(), Some(current.clone()));
+
+            let allowed = restore(&mut tables, 41, &snapshot, true).unwrap();
+            assert_eq!(
+                allowed,
+                RestoreOutcome::Restored {
+                    users: 1,
+                    rolled_back: 1
+                }
+            );
+            assert_eq!(
+                tables.user(&id("t/a")).unwrap().unwrap().guesses_used,
+                restored.guesses_used
+            );
+        }
+    }
+
+    #[test]
+    fn higher_counts_are_no_rollback() {
+        let mut tables = MemoryTables::default();
+        tables
+            .put_user(&id("t/a"), &record(UserStatus::Registered, 1))
+            .unwrap();
+        tables
+            .put_user(&id("t/b"), &record(UserStatus::Registered, 0))
+            .unwrap();
+        let snapshot = image(vec![
+            (id("t/a"), record(UserStatus::Registered, 1)),
+            (id("t/b"), record(UserStatus::Locked, 0)),
+        ]);
+
+        let outcome = restore(&mut tables, 40, &snapshot, false).unwrap();
+
+        assert_eq!(
+            outcome,
+            RestoreOutcome::Restored {
+                users: 2,
+                rolled_back: 0
+            }
+        );
+    }
+
+    #[test]
+    fn absent_users_become_tombstones() {
+        let mut tables = MemoryTables::default();
+        tables
+            .put_user(&id("t/gone"), &record(UserStatus::Registered, 0))
+            .unwrap();
+
+        restore(&mut tables, 40, &image(Vec::new()), false).unwrap();
+
+        let gone = tables.user(&id("t/gone")).unwrap().unwrap();
+        assert_eq!(gone.status, UserStatus::Deleted);
+        assert!(gone.password_file.is_empty());
+        assert_eq!(gone.version, 40);
+    }
+
+    #[test]
+    fn other_fleet_is_rejected() {
+        let mut tables = MemoryTables::default();
+        tables.put_fleet(&fleet("other")).unwrap();
+        tables
+            .put_user(&id("t/a"), &record(UserStatus::Registered, 0))
+            .unwrap();
+
+        let outcome = restore(&mut tables, 40, &image(Vec::new()), false).unwrap();
+
+        assert!(
+            matches!(outcome, RestoreOutcome::FleetMismatch { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            tables.user(&id("t/a")).unwrap().unwrap().status,
+            UserStatus::Registered
+        );
+    }
+}

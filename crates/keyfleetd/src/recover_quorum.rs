@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use crate::NodeConfig;
 
 const USAGE: &str = "usage: keyfleetd recover-quorum --config PATH --voters ID[,ID...]\n\n\
-    Run it only while this node is stopped, and only when a majority of the voters is lost for\n\
-    good. It appends a membership entry that makes the listed nodes the only voters, so the\n\
-    survivors can elect a leader again. That leader commits every entry in its log, including\n\
-    writes that never reached a majority before. Never start a removed node again under its id.";
+    Run it only when a majority of the voters is lost for good, while this node is stopped, and\n\
+    on one survivor only: the one with the highest last log term, then index. List every\n\
+    survivor, this node included. It appends a membership entry that makes them the only\n\
+    voters; start this node first, then the other survivors unchanged. The new leader commits\n\
+    every entry in its log, including writes that never reached a majority before. Never start\n\
+    a lost node again under its id.";
 
 /// Runs the command on `args` (the arguments after `recover-quorum`) and returns the exit code:
 /// 0 on success, 1 when the stores fail, 2 on a usage error.
