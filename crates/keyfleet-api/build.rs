@@ -17,6 +17,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let descriptors = protox::compile(PROTO_FILES, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("keyfleet_descriptor_set.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

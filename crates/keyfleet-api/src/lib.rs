@@ -12,6 +12,10 @@ pub const LEADER_ID_METADATA: &str = "x-keyfleet-leader-id";
 /// leader.
 pub const LEADER_API_METADATA: &str = "x-keyfleet-leader-api";
 
+/// Encoded `FileDescriptorSet` of every keyfleet proto file, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/keyfleet_descriptor_set.bin"));
+
 /// Code generated from `keyfleet.node.v1` by tonic-prost-build.
 pub mod node {
     #![allow(

@@ -22,7 +22,13 @@ Exit codes:
   4  the record is locked after too many wrong passwords
   5  the vault is unavailable
   6  the token is invalid, expired, or not for this user, or the admin token is wrong
-  7  an invalid argument, such as a secret of the wrong size";
+  7  an invalid argument, such as a secret of the wrong size
+  8  status: the cluster has a quorum, but a voter is unreachable, not ready, or its HSM fails
+  9  status: the cluster has no leader with a quorum
+  10 the cluster rejected the change: a restore that would roll guess counts back, a
+     membership change it cannot make now
+  11 the snapshot file is invalid, corrupt, or of an unsupported version
+Status exits 0 when every voter is reachable and ready, and 5 when no node responds.";
 
 /// The `keyfleet` command.
 #[derive(Debug, Parser)]
@@ -49,6 +55,127 @@ pub(crate) enum Command {
     /// Initializes a new cluster and shows the nodes' Raft status, through the node API.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+
+    // ---- Operator commands ----
+    /// Prints every node's role, term, log indexes, lag, last contact, readiness and HSM
+    /// health, and the cluster's failure tolerance; the exit code sums it up.
+    Status(EndpointArgs),
+    /// Lists, adds and removes voters, and hands leadership to another voter.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Saves, checks and restores snapshot files of the vault state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MembersCommand {
+    /// Lists the voters and learners, as the leader (or the most recent term) sees them.
+    List(EndpointArgs),
+    /// Adds a node as a learner, waits until it has caught up, then makes it a voter.
+    Add(MembersAddArgs),
+    /// Removes a voter from the cluster. Learners that are not voters are removed too.
+    Remove(MembersRemoveArgs),
+    /// Hands leadership to another voter.
+    TransferLeader(TransferLeaderArgs),
+}
+
+/// The nodes to call and the node API's admin token.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    #[command(flatten)]
+    pub(crate) endpoints: EndpointArgs,
+
+    /// File whose first line is the node API's admin token, the token in the nodes'
+    /// admin_token_file.
+    #[arg(long, env = "KEYFLEET_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) admin_token_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembersAddArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// The new node, as ID=RAFT_ADDR,API_ADDR. It must run with an empty data directory and a
+    /// node id never used in this cluster before.
+    #[arg(long, value_name = "ID=RAFT,API")]
+    pub(crate) node: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembersRemoveArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// Id of the voter to remove. Never start it again under this id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: u64,
+
+    /// Allows leaving fewer than three voters, which tolerate no failure.
+    #[arg(long)]
+    pub(crate) allow_fewer_than_three_voters: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TransferLeaderArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// Id of the voter that should lead.
+    #[arg(long, value_name = "ID")]
+    pub(crate) to: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Saves the leader's vault state, with every committed write, to a snapshot file.
+    Save(SnapshotSaveArgs),
+    /// Checks a snapshot file's layout and SHA-256 digest, decodes it fully and prints its
+    /// header.
+    Verify(SnapshotVerifyArgs),
+    /// Replaces the cluster's vault state with a snapshot file's.
+    Restore(SnapshotRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SnapshotSaveArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// File to write the snapshot to, with mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+
+    /// Overwrites an existing --out file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SnapshotVerifyArgs {
+    /// The snapshot file.
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: PathBuf,
+
+    /// Prints one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SnapshotRestoreArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// The snapshot file.
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: PathBuf,
+
+    /// DANGEROUS: restores even when guess counts would go down, or locked or deleted records
+    /// would come back, which hands out the guesses counted since the snapshot was saved.
+    #[arg(long)]
+    pub(crate) allow_counter_rollback: bool,
 }
 
 #[derive(Debug, Subcommand)]

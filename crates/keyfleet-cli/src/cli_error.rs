@@ -53,6 +53,26 @@ pub(crate) enum CliError {
     /// No node reported a leader in time.
     #[error("{0}")]
     NotReady(String),
+
+    /// The cluster has a quorum, but not every voter is healthy.
+    #[error("{0}")]
+    Degraded(String),
+
+    /// The cluster has no leader with a quorum.
+    #[error("{0}")]
+    NoQuorum(String),
+
+    /// A change the command itself refuses, such as shrinking below three voters.
+    #[error("{0}")]
+    Rejected(String),
+
+    /// A snapshot file failed its checks.
+    #[error("{} is not a valid snapshot: {source}", path.display())]
+    Snapshot {
+        path: PathBuf,
+        #[source]
+        source: keyfleet_raft::SnapshotFileError,
+    },
 }
 
 impl CliError {
@@ -67,6 +87,10 @@ impl CliError {
             Self::Sdk(error) => sdk_exit(error),
             Self::Node(error) => node_exit(error),
             Self::NotReady(_) => Exit::Unavailable,
+            Self::Degraded(_) => Exit::Degraded,
+            Self::NoQuorum(_) => Exit::NoQuorum,
+            Self::Rejected(_) => Exit::Rejected,
+            Self::Snapshot { .. } => Exit::SnapshotInvalid,
         }
     }
 }
@@ -88,6 +112,10 @@ fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
             code: Code::InvalidArgument,
             ..
         } => Exit::InvalidArgument,
+        ClientError::Rpc {
+            code: Code::FailedPrecondition,
+            ..
+        } => Exit::Rejected,
         ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. } => Exit::Unavailable,
         _ => Exit::Failure,
     }

@@ -11,6 +11,10 @@ pub(crate) enum Exit {
     Unavailable = 5,
     Unauthenticated = 6,
     InvalidArgument = 7,
+    Degraded = 8,
+    NoQuorum = 9,
+    Rejected = 10,
+    SnapshotInvalid = 11,
 }
 
 impl Exit {

@@ -8,8 +8,12 @@ use keyfleet_api::node::ChangeMembershipRequest;
 use keyfleet_api::node::InitializeRequest;
 use keyfleet_api::node::Member;
 use keyfleet_api::node::ReadRecordRequest;
+use keyfleet_api::node::RestoreSnapshotRequest;
+use keyfleet_api::node::RestoreSnapshotResponse;
+use keyfleet_api::node::SaveSnapshotRequest;
 use keyfleet_api::node::StatusRequest;
 use keyfleet_api::node::StatusResponse;
+use keyfleet_api::node::TransferLeaderRequest;
 use keyfleet_api::node::WriteRequest;
 use keyfleet_api::node::node_client::NodeClient;
 use keyfleet_raft::NodeAddresses;
@@ -27,6 +31,9 @@ use crate::endpoint::endpoint_uri;
 use crate::leader_router::LeaderRouter;
 use crate::operation::Operation;
 use crate::retry_policy::RetryPolicy;
+
+/// Largest snapshot message sent or received, the node API's own limit.
+const MAX_SNAPSHOT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Client of a keyfleet fleet's node API.
 ///
@@ -229,6 +236,54 @@ impl FleetClient {
             .await?;
 
         Ok(reply.log_index)
+    }
+
+    /// Hands leadership to the voter `node_id` and returns the new leader's id once it leads.
+    pub async fn transfer_leader(&self, node_id: NodeId) -> Result<NodeId, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("transfer_leader"), |mut client| {
+                let request = self.request(TransferLeaderRequest { node_id });
+                async move { client.transfer_leader(request).await }
+            })
+            .await?;
+
+        Ok(reply.leader_id)
+    }
+
+    /// Returns a snapshot file of the leader's applied state, which includes every write
+    /// committed before the call.
+    pub async fn save_snapshot(&self) -> Result<Vec<u8>, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("save_snapshot"), |client| {
+                let mut client = client.max_decoding_message_size(MAX_SNAPSHOT_MESSAGE_BYTES);
+                let request = self.request(SaveSnapshotRequest {});
+                async move { client.save_snapshot(request).await }
+            })
+            .await?;
+
+        Ok(reply.snapshot_file)
+    }
+
+    /// Replaces the cluster's vault state with the snapshot file `snapshot_file`. Without
+    /// `allow_counter_rollback`, a snapshot that would lower a guess count is rejected with
+    /// FAILED_PRECONDITION.
+    pub async fn restore_snapshot(
+        &self,
+        snapshot_file: &[u8],
+        allow_counter_rollback: bool,
+    ) -> Result<RestoreSnapshotResponse, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("restore_snapshot"), |client| {
+                let mut client = client.max_encoding_message_size(MAX_SNAPSHOT_MESSAGE_BYTES);
+                let request = self.request(RestoreSnapshotRequest {
+                    snapshot_file: snapshot_file.to_vec(),
+                    allow_counter_rollback,
+                });
+                async move { client.restore_snapshot(request).await }
+            })
+            .await?;
+
+        Ok(reply)
     }
 
     /// Sends the node API RPC that `rpc` makes through the router, and converts its failure.

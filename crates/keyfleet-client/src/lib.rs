@@ -27,7 +27,9 @@ pub use client_error::ClientError;
 pub use endpoint::endpoint_uri;
 #[cfg(feature = "node-api")]
 pub use fleet_client::FleetClient;
-pub use keyfleet_api::node::StatusResponse;
+pub use keyfleet_api::node::{
+    Member, ReplicationProgress, RestoreSnapshotResponse, StatusResponse,
+};
 pub use leader_hint::LeaderHint;
 pub use leader_router::LeaderRouter;
 pub use operation::{Operation, Route};

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::fleet::MAX_FLEET_ID_LEN;
+use crate::image::VaultImage;
 use crate::record::OPRF_SALT_LEN;
 use crate::request_id::RequestId;
 use crate::response::Rejection;
@@ -82,6 +83,19 @@ pub enum Command {
         /// OPAQUE server setup, sealed by the HSM.
         sealed_server_setup: SealedBlob,
     },
+
+    /// Replaces the user records, and the fleet setup if the image has one, with those of a
+    /// saved snapshot. Restored records get the command's log index as their version, and
+    /// current records the image lacks become `Deleted` tombstones. The remembered requests stay
+    /// as they are. Unless `allow_counter_rollback` is set, the command changes nothing when it
+    /// would give any user more guesses than the current state does.
+    Restore {
+        /// The saved vault state; its `dedup` list is ignored.
+        image: VaultImage,
+        /// Restores even when a guess count would go down or a locked or deleted record would
+        /// come back. Dangerous: it hands an attacker the guesses counted since the snapshot.
+        allow_counter_rollback: bool,
+    },
 }
 
 impl Command {
@@ -113,6 +127,18 @@ impl Command {
                 check_blob("sealed_server_setup", sealed_server_setup)
             }
 
+            Command::Restore { image, .. } => {
+                for (_, record) in &image.users {
+                    check_blob("password_file", &record.password_file)?;
+                    check_blob("sealed_secret", &record.sealed_secret)?;
+                }
+                if let Some(fleet) = &image.fleet {
+                    check_fleet_id(&fleet.fleet_id)?;
+                    check_blob("sealed_server_setup", &fleet.sealed_server_setup)?;
+                }
+                Ok(())
+            }
+
             Command::ConsumeGuess { .. }
             | Command::ResetGuesses { .. }
             | Command::Erase { .. }
@@ -129,6 +155,7 @@ impl Command {
             Command::Erase { .. } => "erase",
             Command::Lock { .. } => "lock",
             Command::InitFleet { .. } => "init_fleet",
+            Command::Restore { .. } => "restore",
         }
     }
 }

@@ -122,6 +122,37 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// Reads the vote, the last log id and the entries after index `after`, for an offline
+    /// tool that runs while no Raft node has the store open.
+    pub(crate) async fn read_offline(
+        &self,
+        after: u64,
+    ) -> Result<(Option<Vote>, Option<LogId>, Vec<Entry>), StoreError> {
+        let vote = self.read_meta(VOTE_KEY, "vote").await?;
+        let db = self.db.clone();
+
+        let (state, entries) = run_blocking(move || {
+            let db = shared(&db);
+            let state = read_log_state(&db)?;
+            let entries = read_entries(&db, (Bound::Excluded(after), Bound::Unbounded))?;
+            Ok((state, entries))
+        })
+        .await?;
+        Ok((vote, state.last_log_id, entries))
+    }
+
+    /// Stores `vote` and then appends `entry`, each durably, for an offline tool that runs
+    /// while no Raft node has the store open.
+    pub(crate) async fn append_offline(&self, vote: Vote, entry: Entry) -> Result<(), StoreError> {
+        self.write_meta(VOTE_KEY, vote, "vote").await?;
+
+        let row = (entry.log_id.index, encode(&entry, "log entry")?);
+        let db = self.db.clone();
+        run_blocking(move || append_entries(&shared(&db), vec![row])).await
+    }
+}
+
 /// Creates the tables that do not exist yet, so read transactions can open them.
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = begin_durable_write(db)?;

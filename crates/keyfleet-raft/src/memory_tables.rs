@@ -79,6 +79,10 @@ impl VaultTables for MemoryTables {
         Ok(())
     }
 
+    fn user_ids(&self) -> Result<Vec<UserId>, Infallible> {
+        Ok(self.users.keys().cloned().collect())
+    }
+
     fn fleet(&self) -> Result<Option<FleetRecord>, Infallible> {
         Ok(self.fleet.clone())
     }

@@ -101,6 +101,15 @@ impl VaultTables for RedbTables<'_> {
         Ok(())
     }
 
+    fn user_ids(&self) -> Result<Vec<UserId>, StoreError> {
+        let mut ids = Vec::new();
+        for row in self.users.iter()? {
+            let (user, _) = row?;
+            ids.push(UserId::new(user.value()).map_err(StoreError::InvalidStoredUserId)?);
+        }
+        Ok(ids)
+    }
+
     fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
         get_value(&self.fleet, FLEET_KEY, "fleet record")
     }

@@ -2,6 +2,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::record::OPRF_SALT_LEN;
+use crate::user_id::UserId;
 
 /// Outcome of applying one log entry, returned by `client_write` on the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,9 @@ pub enum Response {
 
     /// Outcome of `InitFleet`.
     InitFleet(InitFleetOutcome),
+
+    /// Outcome of `Restore`.
+    Restore(RestoreOutcome),
 }
 
 /// Bound that a command broke.
@@ -188,5 +192,35 @@ pub enum InitFleetOutcome {
     Conflict {
         /// Fleet id already stored.
         existing_fleet_id: String,
+    },
+}
+
+/// Outcome of `Restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestoreOutcome {
+    /// The image replaced the vault state.
+    Restored {
+        /// Number of user records in the image.
+        users: u64,
+        /// Number of users whose guess count went down, or whose locked or deleted record came
+        /// back, because `allow_counter_rollback` was set.
+        rolled_back: u64,
+    },
+
+    /// The image would give some users more guesses than the current state, and
+    /// `allow_counter_rollback` was not set, so nothing changed.
+    CounterRollback {
+        /// Number of users affected.
+        users: u64,
+        /// The first few users affected, ordered by user id.
+        examples: Vec<UserId>,
+    },
+
+    /// The image belongs to another fleet than the current state, so nothing changed.
+    FleetMismatch {
+        /// Fleet id of the current state.
+        current_fleet_id: String,
+        /// Fleet id of the image.
+        image_fleet_id: String,
     },
 }

@@ -41,6 +41,7 @@ use crate::redb_tables::read_user;
 use crate::response::EraseOutcome;
 use crate::response::LockOutcome;
 use crate::response::Response;
+use crate::response::RestoreOutcome;
 use crate::snapshot_builder::SnapshotBuilder;
 use crate::type_config::Entry;
 use crate::type_config::LogId;
@@ -82,6 +83,7 @@ pub struct StateMachineStore {
     path: Arc<PathBuf>,
     dedup_capacity: u64,
     erasures: Arc<watch::Sender<u64>>,
+    fleet_changes: Arc<watch::Sender<u64>>,
 }
 
 impl StateMachineStore {
@@ -108,6 +110,7 @@ impl StateMachineStore {
             path: Arc::new(path.to_owned()),
             dedup_capacity,
             erasures: Arc::new(watch::Sender::new(0)),
+            fleet_changes: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -180,6 +183,13 @@ impl StateMachineStore {
         self.erasures.subscribe()
     }
 
+    /// Returns a receiver of the log index of the last applied `Restore` or installed snapshot,
+    /// either of which may replace the fleet setup. It is 0 before the first one since this
+    /// store was opened. A node reloads its OPAQUE setup when it changes.
+    pub fn fleet_changes(&self) -> watch::Receiver<u64> {
+        self.fleet_changes.subscribe()
+    }
+
     /// Returns the applied record of `user`.
     pub async fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
         let db = self.db.clone();
@@ -201,6 +211,28 @@ impl StateMachineStore {
             read_fleet(&txn)
         })
         .await
+    }
+
+    /// Reads the last applied log id and the whole applied vault state, in one consistent read
+    /// transaction.
+    pub async fn applied_image(&self) -> Result<(Option<LogId>, VaultImage), StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || {
+            let txn = shared(&db).begin_read()?;
+            let (last_applied, _) = read_applied_state(&txn)?;
+            Ok((last_applied, read_image(&txn)?))
+        })
+        .await
+    }
+
+    /// Reads the last applied log id and membership.
+    pub async fn applied_membership(
+        &self,
+    ) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_applied_state(&shared(&db).begin_read()?)).await
     }
 
     /// Reads the whole applied vault state, in one consistent read transaction.
@@ -262,10 +294,12 @@ fn write_applied_state(
     Ok(())
 }
 
-/// Responses of one apply batch, and the log index of its last erasing command.
+/// Responses of one apply batch, and the log indexes of its last erasing command and of its last
+/// restore.
 struct AppliedBatch {
     responses: Vec<Response>,
     last_erasure: Option<u64>,
+    last_restore: Option<u64>,
 }
 
 /// Applies `entries` in one durable transaction and returns one response per entry.
@@ -279,6 +313,7 @@ fn apply_batch(
     let mut last_membership = None;
     let mut last_applied = None;
     let mut last_erasure = None;
+    let mut last_restore = None;
 
     {
         let mut tables = RedbTables::open(&txn)?;
@@ -298,6 +333,9 @@ fn apply_batch(
             if erases_blobs(&response) {
                 last_erasure = Some(entry.log_id.index);
             }
+            if matches!(response, Response::Restore(RestoreOutcome::Restored { .. })) {
+                last_restore = Some(entry.log_id.index);
+            }
             responses.push(response);
             last_applied = Some(entry.log_id);
         }
@@ -312,6 +350,7 @@ fn apply_batch(
     Ok(AppliedBatch {
         responses,
         last_erasure,
+        last_restore,
     })
 }
 
@@ -321,7 +360,9 @@ fn apply_batch(
 fn erases_blobs(response: &Response) -> bool {
     matches!(
         response,
-        Response::Lock(LockOutcome::Locked { .. }) | Response::Erase(EraseOutcome::Erased)
+        Response::Lock(LockOutcome::Locked { .. })
+            | Response::Erase(EraseOutcome::Erased)
+            | Response::Restore(RestoreOutcome::Restored { .. })
     )
 }
 
@@ -440,6 +481,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if let Some(index) = applied.last_erasure {
             self.erasures.send_replace(index);
         }
+        if let Some(index) = applied.last_restore {
+            self.fleet_changes.send_replace(index);
+        }
         send_responses(responders, applied.responses);
         Ok(())
     }
@@ -470,6 +514,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The replaced tables may have held blobs that the snapshot no longer has, for example
         // those of a record locked while this node was down, so compact as after an erase.
         self.erasures.send_replace(installed_index);
+        self.fleet_changes.send_replace(installed_index);
         Ok(())
     }
 

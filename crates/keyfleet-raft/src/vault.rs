@@ -38,6 +38,9 @@ pub trait VaultTables {
     /// Inserts or replaces the user's record.
     fn put_user(&mut self, user: &UserId, record: &UserRecord) -> Result<(), Self::Error>;
 
+    /// Returns the ids of every user with a record, tombstones included.
+    fn user_ids(&self) -> Result<Vec<UserId>, Self::Error>;
+
     /// Returns the fleet setup.
     fn fleet(&self) -> Result<Option<FleetRecord>, Self::Error>;
 
@@ -151,6 +154,16 @@ fn run_command<T: VaultTables>(
             };
             Response::InitFleet(init_fleet(tables, &fleet)?)
         }
+
+        Command::Restore {
+            image,
+            allow_counter_rollback,
+        } => Response::Restore(crate::restore::restore(
+            tables,
+            log_index,
+            image,
+            *allow_counter_rollback,
+        )?),
     };
 
     Ok(response)

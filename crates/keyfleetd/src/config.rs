@@ -43,6 +43,10 @@ pub struct NodeConfig {
     /// Log line format on stderr.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Whether `api_listen` serves gRPC server reflection (`grpc.reflection.v1`), which lets
+    /// tools such as grpcurl list the services and their message types.
+    #[serde(default = "default_grpc_reflection")]
+    pub grpc_reflection: bool,
     #[serde(default)]
     pub raft: RaftSettings,
     pub hsm: HsmConfig,
@@ -131,6 +135,10 @@ pub struct TenantSettings {
     pub id: String,
     /// The tenant's Ed25519 public key: 64 hex characters, or a PEM `PUBLIC KEY` block.
     pub public_key: String,
+}
+
+fn default_grpc_reflection() -> bool {
+    true
 }
 
 fn default_max_guesses() -> u32 {
@@ -316,8 +324,20 @@ mod tests {
         assert_eq!(config.node_id, 2);
         assert_eq!(config.raft_advertise(), "127.0.0.1:7102");
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.grpc_reflection);
         assert_eq!(config.raft.write_timeout_ms, 5_000);
         assert!(config.openraft_config().is_ok());
+    }
+
+    #[test]
+    fn reflection_can_be_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("grpc_reflection = false\nlog_format = \"json\"\n{VALID}");
+
+        let config = NodeConfig::load(&write(dir.path(), &text)).unwrap();
+
+        assert!(!config.grpc_reflection);
+        assert_eq!(config.log_format, LogFormat::Json);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::metrics::{HSM_PROBE_DURATION, HSM_PROBE_ERRORS, READY};
+use crate::node_health::{HealthSender, NodeHealth};
 use crate::vault::FleetCore;
 
 /// Interval between two readiness checks when Raft reports no change.
@@ -43,6 +44,8 @@ pub(crate) struct HealthMonitor {
     /// Maximum time without contact with a quorum (on the leader) or with the leader (on a
     /// follower) after which the node no longer counts the leader as known.
     leader_contact_timeout: Duration,
+    /// Where the latest results go, for the node API's `Status`.
+    shared: HealthSender,
 }
 
 /// Results of the slow checks, which run at most every [`PROBE_INTERVAL`].
@@ -61,6 +64,7 @@ impl HealthMonitor {
         hsm: Arc<dyn Hsm>,
         reporter: HealthReporter,
         leader_contact_timeout: Duration,
+        shared: HealthSender,
     ) -> Self {
         Self {
             node_id,
@@ -69,6 +73,7 @@ impl HealthMonitor {
             hsm,
             reporter,
             leader_contact_timeout,
+            shared,
         }
     }
 
@@ -124,6 +129,11 @@ impl HealthMonitor {
                 ready = readiness.is_ok();
                 self.report(&readiness).await;
             }
+            self.shared.send_replace(NodeHealth {
+                ready,
+                readiness_reason: readiness.err().unwrap_or_default(),
+                hsm_error: probes.hsm.clone().err(),
+            });
 
             let stopped = tokio::select! {
                 changed = changes.changed() => changed.is_err(),

@@ -1,5 +1,6 @@
 //! `keyfleetd --config PATH`: runs one keyfleet node until SIGTERM or SIGINT.
 //! `keyfleetd keys ...`: runs one step of the offline fleet key ceremony (`keyfleetd::keys`).
+//! `keyfleetd recover-quorum ...`: forces a new voter set offline after a lost quorum.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,8 @@ const USAGE: &str = "usage: keyfleetd --config PATH\n       \
     keyfleetd keys generate --config PATH\n       \
     keyfleetd keys transport-key --config PATH\n       \
     keyfleetd keys export --config PATH --recipient HEX --out FILE [--force]\n       \
-    keyfleetd keys import --config PATH --in FILE\n\n\
+    keyfleetd keys import --config PATH --in FILE\n       \
+    keyfleetd recover-quorum --config PATH --voters ID[,ID...]\n\n\
     With --config alone, runs one keyfleet node. Every configuration key can be overridden with\n\
     an environment variable KEYFLEETD_<KEY>, with __ between table levels\n\
     (KEYFLEETD_RAFT__WRITE_TIMEOUT_MS). The keys commands move the fleet keys between nodes'\n\
@@ -21,6 +23,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|first| first == "keys") {
         return keyfleetd::keys::main(&args[1..]);
+    }
+    if args.first().is_some_and(|first| first == "recover-quorum") {
+        return keyfleetd::recover_quorum::main(&args[1..]);
     }
 
     let path = match config_path(&args) {

@@ -87,7 +87,14 @@ impl RunningNode {
             write_timeout: Duration::from_millis(config.raft.write_timeout_ms),
         };
         let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
-        let node_service = NodeService::new(replica.clone(), catch_up_timeout, admin_token);
+        let (health_sender, health_receiver) =
+            tokio::sync::watch::channel(crate::node_health::NodeHealth::default());
+        let node_service = NodeService::new(
+            replica.clone(),
+            catch_up_timeout,
+            admin_token,
+            health_receiver,
+        );
 
         let core = Arc::new(FleetCore::new(
             replica.clone(),
@@ -114,6 +121,7 @@ impl RunningNode {
                 node: node_service,
                 vault: vault_service,
                 health: health_server,
+                reflection: config.grpc_reflection,
             },
             signal(api_stopped),
         )
@@ -126,6 +134,7 @@ impl RunningNode {
                 hsm.clone(),
                 health.clone(),
                 Duration::from_millis(config.raft.election_timeout_max_ms),
+                health_sender,
             )
             .run(),
         );
@@ -263,6 +272,8 @@ struct ApiServices<H> {
     node: NodeService,
     vault: VaultService,
     health: H,
+    /// Whether to serve gRPC server reflection.
+    reflection: bool,
 }
 
 /// Serves the node API, the vault API and gRPC health checking on `listen`.
@@ -292,12 +303,23 @@ where
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let vault_server =
         VaultServer::new(services.vault).max_decoding_message_size(MAX_VAULT_REQUEST_BYTES);
+    let reflection = if services.reflection {
+        let server = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(keyfleet_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the gRPC reflection service")?;
+        Some(server)
+    } else {
+        None
+    };
 
     Ok(tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(node_server)
             .add_service(vault_server)
             .add_service(services.health)
+            .add_optional_service(reflection)
             .serve_with_incoming_shutdown(incoming, shutdown),
     ))
 }

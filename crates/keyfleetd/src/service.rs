@@ -8,7 +8,9 @@ use keyfleet_api::node::node_server::Node;
 use keyfleet_api::node::{
     AddLearnerRequest, AddLearnerResponse, ChangeMembershipRequest, ChangeMembershipResponse,
     InitializeRequest, InitializeResponse, Member, ReadRecordRequest, ReadRecordResponse,
-    StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+    RestoreSnapshotRequest, RestoreSnapshotResponse, SaveSnapshotRequest, SaveSnapshotResponse,
+    StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse, WriteRequest,
+    WriteResponse,
 };
 use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
 use openraft::async_runtime::WatchReceiver;
@@ -18,6 +20,7 @@ use tonic::{Response, Status};
 use crate::admin_token::AdminToken;
 use crate::leader_hint::{no_quorum, raft_stopped};
 use crate::log_limiter::LogLimiter;
+use crate::node_health::HealthReceiver;
 use crate::replica::Replica;
 
 /// Serves the node API from one Raft node.
@@ -27,6 +30,7 @@ pub struct NodeService {
     learner_catch_up_timeout: Duration,
     admin_token: AdminToken,
     rejected_calls: Arc<LogLimiter>,
+    health: HealthReceiver,
 }
 
 /// Interval between two log lines about node API calls rejected for a missing admin token.
@@ -48,12 +52,14 @@ impl NodeService {
         replica: Replica,
         learner_catch_up_timeout: Duration,
         admin_token: AdminToken,
+        health: HealthReceiver,
     ) -> Self {
         Self {
             replica,
             learner_catch_up_timeout,
             admin_token,
             rejected_calls: Arc::new(LogLimiter::new(REJECTED_CALL_LOG_INTERVAL)),
+            health,
         }
     }
 
@@ -289,7 +295,45 @@ impl Node for NodeService {
         &self,
         _request: tonic::Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(crate::status::status_of(&self.replica.raft)))
+        let health = self.health.borrow().clone();
+        Ok(Response::new(
+            crate::status::status_of(&self.replica.raft, &health).await,
+        ))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: tonic::Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        self.authorize(&request)?;
+        let target = request.into_inner().node_id;
+        let leader_id = crate::operator::transfer_leader(&self.replica, target).await?;
+        Ok(Response::new(TransferLeaderResponse { leader_id }))
+    }
+
+    async fn save_snapshot(
+        &self,
+        request: tonic::Request<SaveSnapshotRequest>,
+    ) -> Result<Response<SaveSnapshotResponse>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(
+            crate::operator::save_snapshot(&self.replica).await?,
+        ))
+    }
+
+    async fn restore_snapshot(
+        &self,
+        request: tonic::Request<RestoreSnapshotRequest>,
+    ) -> Result<Response<RestoreSnapshotResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let restored = crate::operator::restore_snapshot(
+            &self.replica,
+            &request.snapshot_file,
+            request.allow_counter_rollback,
+        )
+        .await?;
+        Ok(Response::new(restored))
     }
 }
 

@@ -1,11 +1,14 @@
-//! The node's view of the cluster, from openraft's metrics.
+//! The node's view of the cluster, from openraft's metrics and the health monitor.
 
-use keyfleet_api::node::{Member, StatusResponse};
+use keyfleet_api::node::{Member, ReplicationProgress, StatusResponse};
 use keyfleet_raft::{NodeAddresses, NodeId, Raft};
 use openraft::async_runtime::WatchReceiver;
+use openraft::{Instant as _, ServerState};
 
-/// Builds a `StatusResponse` from the current Raft metrics.
-pub(crate) fn status_of(raft: &Raft) -> StatusResponse {
+use crate::node_health::NodeHealth;
+
+/// Builds a `StatusResponse` from the current Raft metrics and `health`.
+pub(crate) async fn status_of(raft: &Raft, health: &NodeHealth) -> StatusResponse {
     let metrics = raft.metrics().borrow_watched().clone();
     let membership = metrics.membership_config.membership();
     let member = |id: NodeId| {
@@ -19,6 +22,22 @@ pub(crate) fn status_of(raft: &Raft) -> StatusResponse {
         .and_then(|id| membership.get_node(&id))
         .map(|node| node.api.clone())
         .unwrap_or_default();
+
+    let millis_since_leader_contact = if metrics.state == ServerState::Leader {
+        metrics
+            .last_quorum_acked
+            .as_ref()
+            .map(|at| at.elapsed().as_millis() as u64)
+    } else {
+        raft.with_raft_state(|state| {
+            state
+                .vote_last_modified()
+                .map(|at| at.elapsed().as_millis() as u64)
+        })
+        .await
+        .ok()
+        .flatten()
+    };
 
     StatusResponse {
         node_id: metrics.id,
@@ -36,7 +55,38 @@ pub(crate) fn status_of(raft: &Raft) -> StatusResponse {
         purged_index: metrics.purged.map_or(0, |id| id.index),
         voters: membership.voter_ids().map(member).collect(),
         learners: membership.learner_ids().map(member).collect(),
+        ready: health.ready,
+        readiness_reason: health.readiness_reason.clone(),
+        hsm_healthy: health.hsm_error.is_none(),
+        hsm_error: health.hsm_error.clone().unwrap_or_default(),
+        millis_since_leader_contact,
+        replication: replication_of(&metrics),
     }
+}
+
+/// Returns the leader's replication progress toward every other member, empty on other nodes.
+fn replication_of(
+    metrics: &openraft::RaftMetrics<keyfleet_raft::TypeConfig>,
+) -> Vec<ReplicationProgress> {
+    let Some(replication) = metrics.replication.as_ref() else {
+        return Vec::new();
+    };
+
+    replication
+        .iter()
+        .map(|(id, matched)| {
+            let millis_since_ack = metrics
+                .heartbeat
+                .as_ref()
+                .and_then(|heartbeat| heartbeat.get(id).copied().flatten())
+                .map(|at| at.elapsed().as_millis() as u64);
+            ReplicationProgress {
+                node_id: *id,
+                matched_index: matched.as_ref().map(|log_id| log_id.index),
+                millis_since_ack,
+            }
+        })
+        .collect()
 }
 
 fn to_member(id: NodeId, addresses: NodeAddresses) -> Member {

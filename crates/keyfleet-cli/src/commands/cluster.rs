@@ -102,7 +102,7 @@ pub(super) async fn wait_ready(args: &EndpointArgs) -> Result<(), CliError> {
     }
 }
 
-fn client(args: &EndpointArgs) -> Result<FleetClient, CliError> {
+pub(super) fn client(args: &EndpointArgs) -> Result<FleetClient, CliError> {
     let policy = RetryPolicy {
         deadline: Duration::from_secs(args.deadline_secs),
         rpc_timeout: Duration::from_secs(args.deadline_secs.min(10)),
@@ -113,7 +113,9 @@ fn client(args: &EndpointArgs) -> Result<FleetClient, CliError> {
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR` members.
-fn parse_members(members: &[String]) -> Result<BTreeMap<NodeId, NodeAddresses>, CliError> {
+pub(super) fn parse_members(
+    members: &[String],
+) -> Result<BTreeMap<NodeId, NodeAddresses>, CliError> {
     let mut parsed = BTreeMap::new();
 
     for member in members {

@@ -2,13 +2,16 @@
 
 mod cluster;
 mod delete;
+mod fleet_status;
+mod members;
 mod recover;
 mod register;
+mod snapshot;
 mod state;
 mod token;
 mod vault_session;
 
-use crate::cli::{ClusterCommand, Command, TokenCommand};
+use crate::cli::{ClusterCommand, Command, MembersCommand, SnapshotCommand, TokenCommand};
 use crate::cli_error::CliError;
 
 /// Runs the parsed command.
@@ -23,5 +26,15 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Init(args)) => cluster::init(&args).await,
         Command::Cluster(ClusterCommand::Status(args)) => cluster::status(&args).await,
         Command::Cluster(ClusterCommand::WaitReady(args)) => cluster::wait_ready(&args).await,
+        Command::Status(args) => fleet_status::run(&args).await,
+        Command::Members(MembersCommand::List(args)) => members::list(&args).await,
+        Command::Members(MembersCommand::Add(args)) => members::add(&args).await,
+        Command::Members(MembersCommand::Remove(args)) => members::remove(&args).await,
+        Command::Members(MembersCommand::TransferLeader(args)) => {
+            members::transfer_leader(&args).await
+        }
+        Command::Snapshot(SnapshotCommand::Save(args)) => snapshot::save(&args).await,
+        Command::Snapshot(SnapshotCommand::Verify(args)) => snapshot::verify(&args),
+        Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot::restore(&args).await,
     }
 }

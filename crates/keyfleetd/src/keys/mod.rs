@@ -15,7 +15,7 @@ mod error;
 mod export;
 mod file;
 mod generate;
-mod hex;
+pub(crate) mod hex;
 mod import;
 mod public_key;
 mod token;

@@ -11,7 +11,7 @@ use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use rand::RngCore;
 use rand::rngs::OsRng;
-use tokio::sync::OnceCell;
+use tokio::sync::{RwLock, watch};
 use tonic::Status;
 
 use super::status;
@@ -22,12 +22,15 @@ use crate::replica::Replica;
 const INIT_RETRY: Duration = Duration::from_secs(2);
 const INIT_RETRY_MAX: Duration = Duration::from_secs(60);
 
-/// The OPAQUE core of this node, loaded once the fleet setup is in the state machine.
+/// The OPAQUE core of this node, loaded once the fleet setup is in the state machine, and
+/// loaded again after a restore or a snapshot install, which may replace the setup.
 pub(crate) struct FleetCore {
     replica: Replica,
     hsm: Arc<dyn Hsm>,
     config: VaultConfig,
-    vault: OnceCell<Arc<Vault>>,
+    fleet_changes: watch::Receiver<u64>,
+    /// The loaded core, with the `fleet_changes` value it was loaded at.
+    vault: RwLock<Option<(u64, Arc<Vault>)>>,
 }
 
 impl std::fmt::Debug for FleetCore {
@@ -40,11 +43,13 @@ impl std::fmt::Debug for FleetCore {
 
 impl FleetCore {
     pub(crate) fn new(replica: Replica, hsm: Arc<dyn Hsm>, config: VaultConfig) -> Self {
+        let fleet_changes = replica.state_machine.fleet_changes();
         Self {
             replica,
             hsm,
             config,
-            vault: OnceCell::new(),
+            fleet_changes,
+            vault: RwLock::new(None),
         }
     }
 
@@ -53,12 +58,25 @@ impl FleetCore {
         Duration::from_secs(self.config.ticket_ttl_secs)
     }
 
-    /// Returns the OPAQUE core, loading it on first use from the applied fleet setup.
+    /// Returns the OPAQUE core, loading it from the applied fleet setup on first use and after
+    /// the setup may have changed.
     pub(crate) async fn vault(&self) -> Result<Arc<Vault>, Status> {
-        self.vault
-            .get_or_try_init(|| self.load())
-            .await
-            .map(Arc::clone)
+        let generation = *self.fleet_changes.borrow();
+        if let Some((loaded_at, vault)) = self.vault.read().await.as_ref()
+            && *loaded_at == generation
+        {
+            return Ok(vault.clone());
+        }
+
+        let mut slot = self.vault.write().await;
+        if let Some((loaded_at, vault)) = slot.as_ref()
+            && *loaded_at == generation
+        {
+            return Ok(vault.clone());
+        }
+        let vault = self.load().await?;
+        *slot = Some((generation, vault.clone()));
+        Ok(vault)
     }
 
     async fn load(&self) -> Result<Arc<Vault>, Status> {

@@ -24,7 +24,9 @@ use keyfleet_api::vault::{
     RegistrationFinishResponse, RegistrationStartRequest, RegistrationStartResponse,
 };
 use keyfleet_token::TokenVerifier;
+use openraft::async_runtime::WatchReceiver;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::log_limiter::LogLimiter;
 pub(crate) use fleet_core::FleetCore;
@@ -71,6 +73,19 @@ impl std::fmt::Debug for VaultService {
 }
 
 impl VaultService {
+    /// Returns the span of one vault call, so that its log lines carry the node id, the Raft
+    /// term at the call's start and the client's request id (empty for calls without one).
+    fn call_span(&self, rpc: &'static str, request_id: &[u8]) -> tracing::Span {
+        let term = self.replica.raft.metrics().borrow_watched().current_term;
+        tracing::info_span!(
+            "vault_call",
+            rpc,
+            node_id = self.replica.node_id,
+            term,
+            request_id = %crate::keys::hex::encode(request_id)
+        )
+    }
+
     pub(crate) fn new(
         replica: Replica,
         core: Arc<FleetCore>,
@@ -99,7 +114,9 @@ impl Vault for VaultService {
     ) -> Result<Response<RegistrationStartResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
+        let span = self.call_span("registration_start", &[]);
         self.start_registration(&caller, request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
     }
@@ -110,7 +127,9 @@ impl Vault for VaultService {
     ) -> Result<Response<RegistrationFinishResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
+        let span = self.call_span("registration_finish", &request.get_ref().request_id);
         self.finish_registration(&caller, request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
     }
@@ -121,7 +140,9 @@ impl Vault for VaultService {
     ) -> Result<Response<RecoveryStartResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
+        let span = self.call_span("recovery_start", &request.get_ref().request_id);
         self.start_recovery(&caller, request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
     }
@@ -132,7 +153,9 @@ impl Vault for VaultService {
     ) -> Result<Response<RecoveryFinishResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
+        let span = self.call_span("recovery_finish", &request.get_ref().request_id);
         self.finish_recovery(&caller, request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
     }
@@ -143,7 +166,9 @@ impl Vault for VaultService {
     ) -> Result<Response<DeleteResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
+        let span = self.call_span("delete", &request.get_ref().request_id);
         self.delete_record(&caller, request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
     }
@@ -154,6 +179,10 @@ impl Vault for VaultService {
     ) -> Result<Response<GetStateResponse>, Status> {
         let caller = self.authorize(&request, &request.get_ref().user_id)?;
 
-        self.record_state(&caller).await.map(Response::new)
+        let span = self.call_span("get_state", &[]);
+        self.record_state(&caller)
+            .instrument(span)
+            .await
+            .map(Response::new)
     }
 }

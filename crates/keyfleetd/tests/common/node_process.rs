@@ -147,6 +147,26 @@ impl NodeProcess {
         })
     }
 
+    /// Runs `keyfleetd recover-quorum --config <this node's configuration> --voters VOTERS` to
+    /// completion, and returns its output.
+    pub fn run_recover_quorum(&self, voters: &str) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyfleetd"));
+        command
+            .arg("recover-quorum")
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["--voters", voters])
+            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .stdin(Stdio::null());
+
+        command.output().unwrap_or_else(|error| {
+            panic!(
+                "failed to run keyfleetd recover-quorum for node {}: {error}",
+                self.id
+            )
+        })
+    }
+
     /// Returns the directory of this node's files.
     pub fn dir(&self) -> &Path {
         &self.dir

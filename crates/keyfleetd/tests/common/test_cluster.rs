@@ -272,6 +272,12 @@ impl TestCluster {
         self.node_mut(id).set_timing(timing);
     }
 
+    /// Runs `keyfleetd recover-quorum --voters VOTERS` on the stopped node `id`.
+    pub fn recover_quorum(&self, id: NodeId, voters: &str) -> std::process::Output {
+        assert!(!self.node(id).is_running(), "node {id} is still running");
+        self.node(id).run_recover_quorum(voters)
+    }
+
     /// Kills node `id` with SIGKILL.
     pub fn kill(&mut self, id: NodeId) {
         self.node_mut(id).kill();
