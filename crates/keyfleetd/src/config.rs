@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Toml};
 use keyfleet_hsm::HsmConfig;
 use serde::Deserialize;
 
+use crate::tls::TlsSettings;
+
 /// Prefix of the environment variables that override configuration keys. A double underscore
 /// separates table levels: `KEYFLEETD_RAFT__WRITE_TIMEOUT_MS` sets `raft.write_timeout_ms`.
 ///
@@ -45,6 +47,10 @@ pub struct NodeConfig {
     pub log_format: LogFormat,
     #[serde(default)]
     pub raft: RaftSettings,
+    /// TLS of the Raft and API ports. A missing section is an error, so that plaintext is
+    /// always an explicit choice.
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub hsm: HsmConfig,
     pub vault: VaultSettings,
 }
@@ -201,6 +207,7 @@ impl NodeConfig {
             ));
         }
         self.check_vault()?;
+        self.tls.mode()?;
         self.hsm
             .resolve()
             .map(drop)
@@ -303,6 +310,10 @@ mod tests {
         module = "/usr/lib/softhsm/libsofthsm2.so"
         token_label = "node-2"
         pin_env = "KEYFLEET_HSM_PIN"
+        [tls]
+        ca_cert = "/etc/keyfleet/fleet-ca.pem"
+        cert = "/etc/keyfleet/node-2.pem"
+        key = "/etc/keyfleet/node-2.key"
         [vault]
         fleet_id = "test-fleet"
     "#;
@@ -344,6 +355,10 @@ mod tests {
             (
                 format!("{VALID}\n[[vault.tenants]]\nid = \"app\"\npublic_key = \"abcd\""),
                 "vault.tenants \"app\": public_key",
+            ),
+            (
+                VALID.replace("cert = \"/etc/keyfleet/node-2.pem\"", ""),
+                "[tls] needs ca_cert, cert and key",
             ),
         ];
 
