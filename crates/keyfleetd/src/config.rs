@@ -381,6 +381,18 @@ mod tests {
     }
 
     #[test]
+    fn fleet_example_configurations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/fleet");
+
+        for id in 1..=3 {
+            let config = NodeConfig::load(&dir.join(format!("node-{id}.toml"))).unwrap();
+
+            assert_eq!(config.node_id, id);
+            assert!(config.tls.mode().is_ok());
+        }
+    }
+
+    #[test]
     fn load_reports_missing_file() {
         let error = NodeConfig::load(Path::new("/nonexistent/keyfleetd.toml")).unwrap_err();
 
