@@ -232,6 +232,9 @@ pub(crate) struct EndpointArgs {
     /// Prints one JSON object on stdout instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) tls: crate::tls_args::TlsArgs,
 }
 
 /// Options of every vault command.

@@ -9,6 +9,7 @@ mod exit_code;
 mod output;
 mod password;
 mod private_file;
+mod tls_args;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,16 @@ pub enum ClientError {
         source: tonic::transport::Error,
     },
 
+    /// A TLS certificate or key file could not be read.
+    #[error("reading the TLS file {path} failed: {source}; check the path and its permissions")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The retry policy has a zero duration or its bounds in the wrong order.
     #[error("invalid retry policy: {reason}")]
     InvalidPolicy {
@@ -131,6 +141,7 @@ impl ClientError {
             Self::NoEndpoints
             | Self::InvalidEndpoint { .. }
             | Self::InvalidPolicy { .. }
+            | Self::TlsFile { .. }
             | Self::Encode { .. }
             | Self::Decode { .. } => None,
         }

@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use crate::client_error::ClientError;
+use crate::client_tls::ClientTls;
 use crate::endpoint::endpoint_uri;
 use crate::leader_router::LeaderRouter;
 use crate::operation::Operation;
@@ -69,6 +70,23 @@ impl FleetClient {
 
         Ok(Self {
             router,
+            admin_token: None,
+        })
+    }
+
+    /// Like [`FleetClient::new`], but dials every node over TLS with `tls`. Admin calls to a
+    /// node with TLS need `tls` to carry an operator client certificate.
+    pub fn with_tls<I, S>(
+        endpoints: I,
+        policy: RetryPolicy,
+        tls: ClientTls,
+    ) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Ok(Self {
+            router: LeaderRouter::with_tls(endpoints, policy, tls)?,
             admin_token: None,
         })
     }

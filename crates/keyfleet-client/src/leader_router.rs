@@ -8,6 +8,7 @@ use tonic::transport::Channel;
 
 use crate::client_error::ClientError;
 use crate::client_error::is_retryable;
+use crate::client_tls::ClientTls;
 use crate::leader_hint::LeaderHint;
 use crate::node_channels::NodeChannels;
 use crate::operation::Operation;
@@ -34,10 +35,36 @@ impl LeaderRouter {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        Self::build(endpoints, policy, None)
+    }
+
+    /// Like [`LeaderRouter::new`], but dials every node over TLS with `tls`; a bare
+    /// `host:port` or an `http://` endpoint is dialed as `https://`.
+    pub fn with_tls<I, S>(
+        endpoints: I,
+        policy: RetryPolicy,
+        tls: ClientTls,
+    ) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::build(endpoints, policy, Some(tls))
+    }
+
+    fn build<I, S>(
+        endpoints: I,
+        policy: RetryPolicy,
+        tls: Option<ClientTls>,
+    ) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         policy.validate()?;
 
         let endpoints = endpoints.into_iter().map(Into::into).collect();
-        let nodes = NodeChannels::new(endpoints, policy.rpc_timeout)?;
+        let nodes = NodeChannels::new(endpoints, policy.rpc_timeout, tls)?;
 
         Ok(Self {
             nodes: Arc::new(nodes),

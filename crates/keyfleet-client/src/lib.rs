@@ -13,6 +13,7 @@
 //! off, the crate has only the routing, and does not depend on keyfleet-raft.
 
 mod client_error;
+mod client_tls;
 mod endpoint;
 #[cfg(feature = "node-api")]
 mod fleet_client;
@@ -24,6 +25,7 @@ mod retry_policy;
 mod router_error;
 
 pub use client_error::ClientError;
+pub use client_tls::ClientTls;
 pub use endpoint::endpoint_uri;
 #[cfg(feature = "node-api")]
 pub use fleet_client::FleetClient;

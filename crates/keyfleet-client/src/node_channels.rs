@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
 use crate::client_error::ClientError;
+use crate::client_tls::ClientTls;
 use crate::endpoint::endpoint_uri;
 
 /// The node API endpoints a client was built with, a lazily connected channel to each, and the endpoint
@@ -17,14 +18,20 @@ use crate::endpoint::endpoint_uri;
 pub(crate) struct NodeChannels {
     endpoints: Vec<String>,
     rpc_timeout: Duration,
+    tls: Option<ClientTls>,
     channels: Mutex<HashMap<String, Channel>>,
     leader: Mutex<Option<String>>,
     next_index: AtomicUsize,
 }
 
 impl NodeChannels {
-    /// Checks every endpoint and keeps them in order. No connection is made yet.
-    pub(crate) fn new(endpoints: Vec<String>, rpc_timeout: Duration) -> Result<Self, ClientError> {
+    /// Checks every endpoint and keeps them in order. No connection is made yet. With `tls`,
+    /// every channel dials `https://` with those settings.
+    pub(crate) fn new(
+        endpoints: Vec<String>,
+        rpc_timeout: Duration,
+        tls: Option<ClientTls>,
+    ) -> Result<Self, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
@@ -34,6 +41,7 @@ impl NodeChannels {
         let nodes = Self {
             endpoints,
             rpc_timeout,
+            tls,
             channels: Mutex::new(HashMap::new()),
             leader: Mutex::new(None),
             next_index: AtomicUsize::new(0),
@@ -85,14 +93,22 @@ impl NodeChannels {
             return Ok(channel.clone());
         }
 
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|source| ClientError::InvalidEndpoint {
-                endpoint: endpoint.to_owned(),
-                source,
-            })?
+        let invalid = |source| ClientError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+            source,
+        };
+        let uri = match (&self.tls, endpoint.strip_prefix("http://")) {
+            (Some(_), Some(authority)) => format!("https://{authority}"),
+            _ => endpoint.to_owned(),
+        };
+        let mut builder = Endpoint::from_shared(uri)
+            .map_err(invalid)?
             .connect_timeout(self.rpc_timeout)
-            .timeout(self.rpc_timeout)
-            .connect_lazy();
+            .timeout(self.rpc_timeout);
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.tonic_config()).map_err(invalid)?;
+        }
+        let channel = builder.connect_lazy();
 
         channels.insert(endpoint.to_owned(), channel.clone());
         Ok(channel)

@@ -1,6 +1,12 @@
+use std::sync::Arc;
+
 use keyfleet_raft::NodeId;
+use rustls::ClientConfig;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
+
+use crate::tls_config_cell::TlsConfigCell;
+use crate::tls_connector::connect_tls;
 
 /// A peer's Raft address that is not a valid `host:port`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,8 +23,13 @@ pub struct PeerAddressError {
     pub reason: String,
 }
 
-/// Builds a gRPC channel to `addr` that connects on its first request.
-pub(crate) fn lazy_channel(target: NodeId, addr: &str) -> Result<Channel, PeerAddressError> {
+/// Builds a gRPC channel to `addr` that connects on its first request, over mutual TLS when
+/// `tls` is set.
+pub(crate) fn lazy_channel(
+    target: NodeId,
+    addr: &str,
+    tls: Option<Arc<TlsConfigCell<ClientConfig>>>,
+) -> Result<Channel, PeerAddressError> {
     let endpoint =
         Endpoint::from_shared(format!("http://{addr}")).map_err(|error| PeerAddressError {
             target,
@@ -26,5 +37,14 @@ pub(crate) fn lazy_channel(target: NodeId, addr: &str) -> Result<Channel, PeerAd
             reason: error.to_string(),
         })?;
 
-    Ok(endpoint.tcp_nodelay(true).connect_lazy())
+    let endpoint = endpoint.tcp_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(endpoint.connect_lazy());
+    };
+
+    let addr = addr.to_owned();
+    let connector = tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
+        connect_tls(addr.clone(), target, tls.clone())
+    });
+    Ok(endpoint.connect_with_connector_lazy(connector))
 }

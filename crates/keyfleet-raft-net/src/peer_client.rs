@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyfleet_raft::NodeId;
@@ -19,6 +20,7 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
+use rustls::ClientConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Status;
@@ -32,6 +34,7 @@ use crate::proto::raft_client::RaftClient;
 use crate::snapshot_chunks::SNAPSHOT_CHUNK_BYTES;
 use crate::snapshot_chunks::SnapshotChunks;
 use crate::status_mapping::CallContext;
+use crate::tls_config_cell::TlsConfigCell;
 use crate::wire;
 
 /// Request-response RPCs of the `keyfleet.raft.v1.Raft` service.
@@ -79,7 +82,27 @@ impl PeerClient {
     /// An invalid address is reported by every RPC as [`Unreachable`], because openraft's
     /// factory method cannot return an error.
     pub fn new(source: NodeId, target: NodeId, addr: &str) -> Self {
-        let client = crate::peer_address::lazy_channel(target, addr).map(|channel| {
+        Self::build(source, target, addr, None)
+    }
+
+    /// Like [`PeerClient::new`], but dials over mutual TLS with the configuration current in
+    /// `tls`, and accepts only a server certificate that names `target`.
+    pub fn with_tls(
+        source: NodeId,
+        target: NodeId,
+        addr: &str,
+        tls: Arc<TlsConfigCell<ClientConfig>>,
+    ) -> Self {
+        Self::build(source, target, addr, Some(tls))
+    }
+
+    fn build(
+        source: NodeId,
+        target: NodeId,
+        addr: &str,
+        tls: Option<Arc<TlsConfigCell<ClientConfig>>>,
+    ) -> Self {
+        let client = crate::peer_address::lazy_channel(target, addr, tls).map(|channel| {
             RaftClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)

@@ -1,8 +1,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyfleet_raft::Raft;
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -11,6 +14,8 @@ use tonic::transport::Server;
 use crate::MAX_MESSAGE_BYTES;
 use crate::proto::raft_server::RaftServer as GeneratedRaftServer;
 use crate::raft_service::RaftService;
+use crate::tls_config_cell::TlsConfigCell;
+use crate::tls_incoming::tls_incoming;
 
 /// Default time that [`RaftServer::serve_with_shutdown`] waits for open RPCs after the shutdown
 /// signal.
@@ -50,8 +55,13 @@ pub struct RaftServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     service: RaftService,
+    tls: Option<Arc<TlsConfigCell<ServerConfig>>>,
     shutdown_grace: Duration,
 }
+
+/// The tonic server future, whichever kind of connection it accepts.
+type ServeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
 
 impl RaftServer {
     /// Binds `addr` for the Raft service of `raft`. Port 0 binds an ephemeral port, which
@@ -66,8 +76,23 @@ impl RaftServer {
             listener,
             local_addr,
             service: RaftService::new(raft),
+            tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         })
+    }
+
+    /// Binds `addr` for the Raft service of `raft` behind mutual TLS with the configuration
+    /// current in `tls`. Each RPC must come from a peer whose certificate names the node that
+    /// the request says sent it.
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        raft: Raft,
+        tls: Arc<TlsConfigCell<ServerConfig>>,
+    ) -> Result<Self, ServerError> {
+        let mut server = Self::bind(addr, raft.clone()).await?;
+        server.service = RaftService::with_peer_identity_check(raft);
+        server.tls = Some(tls);
+        Ok(server)
     }
 
     /// Returns the bound address.
@@ -98,16 +123,25 @@ impl RaftServer {
         let service = GeneratedRaftServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let server = Server::builder()
-            .tcp_nodelay(true)
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
-                // An error means the sender was dropped, which also means stop.
-                let _ = stop_rx.await;
-            });
-        tokio::pin!(server);
+        let stop = async {
+            // An error means the sender was dropped, which also means stop.
+            let _ = stop_rx.await;
+        };
+        let router = Server::builder().tcp_nodelay(true).add_service(service);
+        let tls = self.tls.is_some();
+        let mut server: ServeFuture<'_> = match self.tls {
+            Some(config) => {
+                Box::pin(router.serve_with_incoming_shutdown(
+                    tls_incoming(self.listener, config, "raft"),
+                    stop,
+                ))
+            }
+            None => Box::pin(
+                router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop),
+            ),
+        };
 
-        tracing::info!(%addr, "Raft gRPC server started");
+        tracing::info!(%addr, tls, "Raft gRPC server started");
 
         tokio::select! {
             result = &mut server => {

@@ -1,12 +1,15 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use keyfleet_raft::Raft;
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 use tonic::Streaming;
 
+use crate::node_identity::{certificate_names, node_name};
 use crate::proto::RaftMessage;
 use crate::proto::SnapshotChunk;
 use crate::proto::raft_server;
@@ -19,6 +22,7 @@ use crate::wire;
 #[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
+    check_peer_identity: bool,
 }
 
 impl std::fmt::Debug for RaftService {
@@ -30,8 +34,47 @@ impl std::fmt::Debug for RaftService {
 impl RaftService {
     /// Creates the service for `raft`.
     pub fn new(raft: Raft) -> Self {
-        Self { raft }
+        Self {
+            raft,
+            check_peer_identity: false,
+        }
     }
+
+    /// Creates the service for `raft` behind mutual TLS: every RPC must come over a connection
+    /// whose client certificate names the node that the request says sent it.
+    pub fn with_peer_identity_check(raft: Raft) -> Self {
+        Self {
+            raft,
+            check_peer_identity: true,
+        }
+    }
+
+    /// Checks that the connection's client certificate names node `claimed`. Without the check
+    /// enabled, every caller passes.
+    fn check_peer(&self, certs: Option<&PeerCerts>, claimed: u64) -> Result<(), ServiceError> {
+        if !self.check_peer_identity {
+            return Ok(());
+        }
+        let named = certs
+            .and_then(|certs| certs.first())
+            .is_some_and(|leaf| certificate_names(leaf, &node_name(claimed)));
+
+        if named {
+            Ok(())
+        } else {
+            Err(ServiceError::PeerIdentity { claimed })
+        }
+    }
+}
+
+/// The client certificate chain of a TLS connection, leaf first.
+type PeerCerts = Arc<Vec<CertificateDer<'static>>>;
+
+/// Returns the id of the node that cast `vote`: the leader or the candidate.
+fn voter(vote: &keyfleet_raft::Vote) -> u64 {
+    use openraft::vote::RaftLeaderId;
+
+    *vote.leader_id().node_id()
 }
 
 /// Logs a failed RPC with the peer's address and returns its status.
@@ -61,10 +104,13 @@ fn encode_response<T: Serialize>(
 impl RaftService {
     async fn handle_append_entries(
         &self,
+        certs: Option<PeerCerts>,
         message: RaftMessage,
     ) -> Result<Response<RaftMessage>, ServiceError> {
-        let request = wire::decode(&message.postcard, "AppendEntriesRequest")
-            .map_err(ServiceError::InvalidRequest)?;
+        let request: openraft::raft::AppendEntriesRequest<keyfleet_raft::TypeConfig> =
+            wire::decode(&message.postcard, "AppendEntriesRequest")
+                .map_err(ServiceError::InvalidRequest)?;
+        self.check_peer(certs.as_ref(), voter(&request.vote))?;
 
         let response = self
             .raft
@@ -77,11 +123,13 @@ impl RaftService {
 
     async fn handle_vote(
         &self,
+        certs: Option<PeerCerts>,
         message: RaftMessage,
         pre_vote: bool,
     ) -> Result<Response<RaftMessage>, ServiceError> {
-        let request =
+        let request: openraft::raft::VoteRequest<keyfleet_raft::TypeConfig> =
             wire::decode(&message.postcard, "VoteRequest").map_err(ServiceError::InvalidRequest)?;
+        self.check_peer(certs.as_ref(), voter(&request.vote))?;
 
         let result = if pre_vote {
             self.raft.pre_vote(request).await
@@ -95,9 +143,13 @@ impl RaftService {
 
     async fn handle_install_snapshot(
         &self,
+        certs: Option<PeerCerts>,
         stream: Streaming<SnapshotChunk>,
     ) -> Result<Response<RaftMessage>, ServiceError> {
+        // NOTE: the sender's id is in the stream's header, so a fleet node may stream up to
+        // MAX_SNAPSHOT_BYTES under another node's id before this check rejects it.
         let (vote, snapshot) = receive_snapshot(stream).await?;
+        self.check_peer(certs.as_ref(), voter(&vote))?;
 
         tracing::info!(
             snapshot = %snapshot.meta,
@@ -122,16 +174,18 @@ impl raft_server::Raft for RaftService {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let peer = request.remote_addr();
+        let certs = request.peer_certs();
 
-        self.handle_append_entries(request.into_inner())
+        self.handle_append_entries(certs, request.into_inner())
             .await
             .map_err(|error| reject("append_entries", peer, &error))
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let peer = request.remote_addr();
+        let certs = request.peer_certs();
 
-        self.handle_vote(request.into_inner(), false)
+        self.handle_vote(certs, request.into_inner(), false)
             .await
             .map_err(|error| reject("vote", peer, &error))
     }
@@ -141,8 +195,9 @@ impl raft_server::Raft for RaftService {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let peer = request.remote_addr();
+        let certs = request.peer_certs();
 
-        self.handle_vote(request.into_inner(), true)
+        self.handle_vote(certs, request.into_inner(), true)
             .await
             .map_err(|error| reject("pre_vote", peer, &error))
     }
@@ -152,8 +207,9 @@ impl raft_server::Raft for RaftService {
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
         let peer = request.remote_addr();
+        let certs = request.peer_certs();
 
-        self.handle_install_snapshot(request.into_inner())
+        self.handle_install_snapshot(certs, request.into_inner())
             .await
             .map_err(|error| reject("install_snapshot", peer, &error))
     }

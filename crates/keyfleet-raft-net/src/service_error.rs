@@ -31,6 +31,15 @@ pub(crate) enum ServiceError {
     #[error("failed to encode the response: {0}")]
     EncodeResponse(#[source] WireError),
 
+    /// The caller's TLS certificate does not name the node id its request claims, or the
+    /// connection has no client certificate.
+    #[error(
+        "the caller's TLS client certificate does not name node {claimed}, the sender in its \
+         request; issue the node a certificate with `keyfleetd certs issue-node --node-id \
+         {claimed}`"
+    )]
+    PeerIdentity { claimed: u64 },
+
     /// The local Raft node has stopped or failed.
     #[error("Raft node stopped: {0}")]
     RaftStopped(#[source] RaftError<TypeConfig>),
@@ -51,6 +60,7 @@ impl ServiceError {
             | ServiceError::InvalidSnapshotData(_) => Status::invalid_argument(message),
             ServiceError::StreamFailed(status) => Status::new(status.code(), message),
             ServiceError::EncodeResponse(_) => Status::internal(message),
+            ServiceError::PeerIdentity { .. } => Status::permission_denied(message),
             ServiceError::RaftStopped(_) => Status::unavailable(message),
         }
     }

@@ -31,7 +31,7 @@ mod status_mapping;
 mod vault_client;
 
 pub use backup_key::{MAX_SECRET_LEN, MIN_SECRET_LEN};
-pub use keyfleet_client::RetryPolicy;
+pub use keyfleet_client::{ClientTls, RetryPolicy};
 pub use keyfleet_protocol::KsfParams;
 pub use record_status::{RecordStatus, Registration};
 pub use sdk_error::SdkError;

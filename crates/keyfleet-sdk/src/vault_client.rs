@@ -2,7 +2,7 @@ use std::future::Future;
 
 use keyfleet_api::vault::vault_client::VaultClient as GrpcVaultClient;
 use keyfleet_api::vault::{DeleteRequest, GetStateRequest};
-use keyfleet_client::{LeaderRouter, Operation, RetryPolicy};
+use keyfleet_client::{ClientTls, LeaderRouter, Operation, RetryPolicy};
 use keyfleet_protocol::KsfParams;
 use tonic::Status;
 use tonic::transport::Channel;
@@ -37,6 +37,26 @@ impl VaultClient {
         S: Into<String>,
     {
         let router = LeaderRouter::new(endpoints, policy)?;
+
+        Ok(Self { router, ksf: None })
+    }
+
+    /// Like [`VaultClient::new`], but dials every endpoint over TLS, trusting the CA in `tls`.
+    /// Each node's certificate must name the host the client dials. The vault API needs no
+    /// client certificate.
+    ///
+    /// # Errors
+    /// As [`VaultClient::new`].
+    pub fn with_tls<I, S>(
+        endpoints: I,
+        policy: RetryPolicy,
+        tls: ClientTls,
+    ) -> Result<Self, SdkError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let router = LeaderRouter::with_tls(endpoints, policy, tls)?;
 
         Ok(Self { router, ksf: None })
     }

@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Toml};
 use keyfleet_hsm::HsmConfig;
 use serde::Deserialize;
 
+use crate::tls::TlsSettings;
+
 /// Prefix of the environment variables that override configuration keys. A double underscore
 /// separates table levels: `KEYFLEETD_RAFT__WRITE_TIMEOUT_MS` sets `raft.write_timeout_ms`.
 ///
@@ -49,6 +51,10 @@ pub struct NodeConfig {
     pub grpc_reflection: bool,
     #[serde(default)]
     pub raft: RaftSettings,
+    /// TLS of the Raft and API ports. A missing section is an error, so that plaintext is
+    /// always an explicit choice.
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub hsm: HsmConfig,
     pub vault: VaultSettings,
 }
@@ -209,6 +215,7 @@ impl NodeConfig {
             ));
         }
         self.check_vault()?;
+        self.tls.mode()?;
         self.hsm
             .resolve()
             .map(drop)
@@ -311,6 +318,10 @@ mod tests {
         module = "/usr/lib/softhsm/libsofthsm2.so"
         token_label = "node-2"
         pin_env = "KEYFLEET_HSM_PIN"
+        [tls]
+        ca_cert = "/etc/keyfleet/fleet-ca.pem"
+        cert = "/etc/keyfleet/node-2.pem"
+        key = "/etc/keyfleet/node-2.key"
         [vault]
         fleet_id = "test-fleet"
     "#;
@@ -365,6 +376,10 @@ mod tests {
                 format!("{VALID}\n[[vault.tenants]]\nid = \"app\"\npublic_key = \"abcd\""),
                 "vault.tenants \"app\": public_key",
             ),
+            (
+                VALID.replace("cert = \"/etc/keyfleet/node-2.pem\"", ""),
+                "[tls] needs ca_cert, cert and key",
+            ),
         ];
 
         for (text, expected) in cases {
@@ -383,6 +398,18 @@ mod tests {
         assert_eq!(config.node_id, 1);
         assert_eq!(config.raft.heartbeat_interval_ms, 250);
         assert_eq!(config.hsm.token_label.as_deref(), Some("keyfleet-node-1"));
+    }
+
+    #[test]
+    fn fleet_example_configurations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/fleet");
+
+        for id in 1..=3 {
+            let config = NodeConfig::load(&dir.join(format!("node-{id}.toml"))).unwrap();
+
+            assert_eq!(config.node_id, id);
+            assert!(config.tls.mode().is_ok());
+        }
     }
 
     #[test]

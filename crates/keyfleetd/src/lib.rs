@@ -1,5 +1,6 @@
 //! keyfleetd, the keyfleet node daemon, as a library: configuration, the node API service,
-//! the node's lifecycle and the fleet key ceremony ([`keys`]). `src/main.rs` adds argument
+//! the node's lifecycle, the fleet key ceremony ([`keys`]) and the fleet certificate authority
+//! ([`tls::certs`]). `src/main.rs` adds argument
 //! parsing and signal handling.
 
 mod admin_token;
@@ -19,6 +20,7 @@ pub mod recover_quorum;
 mod replica;
 mod service;
 mod status;
+pub mod tls;
 mod vault;
 mod watch;
 

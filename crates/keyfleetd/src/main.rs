@@ -13,11 +13,14 @@ const USAGE: &str = "usage: keyfleetd --config PATH\n       \
     keyfleetd keys transport-key --config PATH\n       \
     keyfleetd keys export --config PATH --recipient HEX --out FILE [--force]\n       \
     keyfleetd keys import --config PATH --in FILE\n       \
-    keyfleetd recover-quorum --config PATH --voters ID[,ID...]\n\n\
+    keyfleetd recover-quorum --config PATH --voters ID[,ID...]\n       \
+    keyfleetd certs init-ca|issue-node|issue-operator|fingerprint --config PATH ...\n\n\
     With --config alone, runs one keyfleet node. Every configuration key can be overridden with\n\
     an environment variable KEYFLEETD_<KEY>, with __ between table levels\n\
     (KEYFLEETD_RAFT__WRITE_TIMEOUT_MS). The keys commands move the fleet keys between nodes'\n\
-    HSM tokens; `keyfleetd keys --help` describes them.";
+    HSM tokens; `keyfleetd keys --help` describes them. The certs commands run the fleet\n\
+    certificate authority; `keyfleetd certs --help` describes them. SIGHUP reloads the TLS\n\
+    certificates and keys.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,9 @@ fn main() -> ExitCode {
     }
     if args.first().is_some_and(|first| first == "recover-quorum") {
         return keyfleetd::recover_quorum::main(&args[1..]);
+    }
+    if args.first().is_some_and(|first| first == "certs") {
+        return keyfleetd::tls::certs::main(&args[1..]);
     }
 
     let path = match config_path(&args) {
@@ -71,18 +77,25 @@ fn config_path(args: &[String]) -> Result<PathBuf, String> {
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let mut node = RunningNode::start(config).await?;
 
-    let fatal = tokio::select! {
-        _ = terminate.recv() => {
-            tracing::info!(signal = "SIGTERM", "shutdown requested");
-            None
+    let fatal = loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!(signal = "SIGTERM", "shutdown requested");
+                break None;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!(signal = "SIGINT", "shutdown requested");
+                break None;
+            }
+            _ = hangup.recv() => {
+                tracing::info!(signal = "SIGHUP", "TLS reload requested");
+                node.reload_tls();
+            }
+            reason = node.raft_stopped() => break Some(reason),
         }
-        _ = interrupt.recv() => {
-            tracing::info!(signal = "SIGINT", "shutdown requested");
-            None
-        }
-        reason = node.raft_stopped() => Some(reason),
     };
     node.shutdown().await?;
 

@@ -9,8 +9,11 @@ use keyfleet_api::node::node_server::NodeServer;
 use keyfleet_api::vault::vault_server::VaultServer;
 use keyfleet_hsm::{Exportability, Hsm, KeyKind, KeySpec, Pkcs11Hsm};
 use keyfleet_raft::{Raft, open_node_storage};
-use keyfleet_raft_net::{GrpcNetworkFactory, MAX_MESSAGE_BYTES, RaftServer, ServerError};
+use keyfleet_raft_net::{
+    GrpcNetworkFactory, MAX_MESSAGE_BYTES, RaftServer, ServerError, TlsConfigCell, tls_incoming,
+};
 use keyfleet_vault::VaultConfig;
+use rustls::ServerConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -20,6 +23,7 @@ use crate::health::HealthMonitor;
 use crate::metrics::MetricsExporter;
 use crate::replica::Replica;
 use crate::service::NodeService;
+use crate::tls::{NodeTls, TlsMode};
 use crate::vault::{FleetCore, GuessLimits, MAX_VAULT_REQUEST_BYTES, VaultService};
 
 /// Maximum wait for in-flight node API calls to finish at shutdown.
@@ -40,6 +44,7 @@ pub struct RunningNode {
     stop_raft: oneshot::Sender<()>,
     raft_task: JoinHandle<Result<(), ServerError>>,
     watcher: JoinHandle<String>,
+    tls: Option<Arc<NodeTls>>,
 }
 
 impl RunningNode {
@@ -57,6 +62,7 @@ impl RunningNode {
         })?;
         let admin_token =
             AdminToken::read(admin_token_file).map_err(|message| anyhow::anyhow!(message))?;
+        let tls = load_tls(&config)?;
         let hsm = Arc::new(open_hsm(&config).await?);
         let verifier = config
             .token_verifier()
@@ -64,19 +70,27 @@ impl RunningNode {
         let (log_store, state_machine) = open_node_storage(&config.data_dir)
             .with_context(|| format!("opening the stores in {}", config.data_dir.display()))?;
         let raft_config = config.openraft_config().context("invalid Raft timings")?;
+        let network = match &tls {
+            Some(tls) => GrpcNetworkFactory::with_tls(node_id, tls.raft_client()),
+            None => GrpcNetworkFactory::new(node_id),
+        };
         let raft = Raft::new(
             node_id,
             raft_config,
-            GrpcNetworkFactory::new(node_id),
+            network,
             log_store,
             state_machine.clone(),
         )
         .await
         .context("starting Raft")?;
 
-        let raft_server = RaftServer::bind(config.raft_listen, raft.clone())
-            .await
-            .with_context(|| format!("binding the Raft service to {}", config.raft_listen))?;
+        let raft_server = match &tls {
+            Some(tls) => {
+                RaftServer::bind_tls(config.raft_listen, raft.clone(), tls.raft_server()).await
+            }
+            None => RaftServer::bind(config.raft_listen, raft.clone()).await,
+        }
+        .with_context(|| format!("binding the Raft service to {}", config.raft_listen))?;
         let (stop_raft, raft_stopped) = oneshot::channel::<()>();
         let raft_task = tokio::spawn(raft_server.serve_with_shutdown(signal(raft_stopped)));
 
@@ -94,6 +108,7 @@ impl RunningNode {
             catch_up_timeout,
             admin_token,
             health_receiver,
+            tls.is_some(),
         );
 
         let core = Arc::new(FleetCore::new(
@@ -117,6 +132,7 @@ impl RunningNode {
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api_task = serve_api(
             config.api_listen,
+            tls.as_ref().map(|tls| tls.api_server()),
             ApiServices {
                 node: node_service,
                 vault: vault_service,
@@ -154,6 +170,7 @@ impl RunningNode {
             raft_listen = %config.raft_listen,
             api_listen = %config.api_listen,
             metrics_listen = ?config.metrics_listen,
+            tls = tls.is_some(),
             "keyfleet node started"
         );
         Ok(Self {
@@ -169,7 +186,25 @@ impl RunningNode {
             stop_raft,
             raft_task,
             watcher,
+            tls,
         })
+    }
+
+    /// Reads the TLS certificates and keys again, so that new connections use them. On an
+    /// error the node keeps the current ones and logs the error. Without TLS it does nothing.
+    pub fn reload_tls(&self) {
+        let Some(tls) = &self.tls else {
+            tracing::info!(node_id = self.node_id, "TLS is off; nothing to reload");
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!(node_id = self.node_id, "TLS certificates and keys reloaded"),
+            Err(error) => tracing::error!(
+                node_id = self.node_id,
+                %error,
+                "TLS reload failed; the node keeps its current certificates"
+            ),
+        }
     }
 
     /// Waits until Raft stops with a fatal error, and returns that error.
@@ -219,6 +254,31 @@ impl RunningNode {
         drop(self.hsm);
         tracing::info!(node_id, "keyfleet node stopped");
         Ok(())
+    }
+}
+
+/// Loads the TLS files that `[tls]` names, or returns `None` after a warning when the
+/// configuration chooses plaintext.
+fn load_tls(config: &NodeConfig) -> anyhow::Result<Option<Arc<NodeTls>>> {
+    let mode = config
+        .tls
+        .mode()
+        .map_err(|message| anyhow::anyhow!("invalid [tls] configuration: {message}"))?;
+
+    match mode {
+        TlsMode::Plaintext => {
+            tracing::warn!(
+                node_id = config.node_id,
+                "TLS is OFF (tls.insecure_plaintext = true): any host that reaches the Raft \
+                 port can vote and append entries, and API traffic is unencrypted. Use this \
+                 only for tests and local demos"
+            );
+            Ok(None)
+        }
+        TlsMode::Tls { raft, api } => {
+            let tls = NodeTls::load(config.node_id, raft, api).context("loading the TLS files")?;
+            Ok(Some(Arc::new(tls)))
+        }
     }
 }
 
@@ -276,9 +336,11 @@ struct ApiServices<H> {
     reflection: bool,
 }
 
-/// Serves the node API, the vault API and gRPC health checking on `listen`.
+/// Serves the node API, the vault API and gRPC health checking on `listen`, over TLS when
+/// `tls` is set.
 async fn serve_api<H>(
     listen: std::net::SocketAddr,
+    tls: Option<Arc<TlsConfigCell<ServerConfig>>>,
     services: ApiServices<H>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<JoinHandle<Result<(), tonic::transport::Error>>>
@@ -297,7 +359,6 @@ where
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the node API to {listen}"))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let node_server = NodeServer::new(services.node)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -314,12 +375,19 @@ where
         None
     };
 
-    Ok(tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(node_server)
-            .add_service(vault_server)
-            .add_service(services.health)
-            .add_optional_service(reflection)
-            .serve_with_incoming_shutdown(incoming, shutdown),
-    ))
+    let router = tonic::transport::Server::builder()
+        .add_service(node_server)
+        .add_service(vault_server)
+        .add_service(services.health)
+        .add_optional_service(reflection);
+
+    Ok(match tls {
+        Some(config) => tokio::spawn(
+            router.serve_with_incoming_shutdown(tls_incoming(listener, config, "api"), shutdown),
+        ),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )),
+    })
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyfleet_api::ErrorReason;
 use keyfleet_api::node::node_server::Node;
 use keyfleet_api::node::{
     AddLearnerRequest, AddLearnerResponse, ChangeMembershipRequest, ChangeMembershipResponse,
@@ -13,11 +14,13 @@ use keyfleet_api::node::{
     WriteResponse,
 };
 use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
+use keyfleet_raft_net::{OPERATOR_NAME, certificate_names};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
-use tonic::{Response, Status};
+use tonic::{Code, Response, Status};
 
 use crate::admin_token::AdminToken;
+use crate::error_status::error_status;
 use crate::leader_hint::{no_quorum, raft_stopped};
 use crate::log_limiter::LogLimiter;
 use crate::node_health::HealthReceiver;
@@ -29,6 +32,7 @@ pub struct NodeService {
     replica: Replica,
     learner_catch_up_timeout: Duration,
     admin_token: AdminToken,
+    require_operator_cert: bool,
     rejected_calls: Arc<LogLimiter>,
     health: HealthReceiver,
 }
@@ -53,26 +57,59 @@ impl NodeService {
         learner_catch_up_timeout: Duration,
         admin_token: AdminToken,
         health: HealthReceiver,
+        require_operator_cert: bool,
     ) -> Self {
         Self {
             replica,
             learner_catch_up_timeout,
             admin_token,
+            require_operator_cert,
             rejected_calls: Arc::new(LogLimiter::new(REJECTED_CALL_LOG_INTERVAL)),
             health,
         }
     }
 
+    /// Checks the admin token and, on a node with TLS, the operator client certificate.
     fn authorize<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
-        let checked = self.admin_token.check(self.replica.node_id, request);
+        let checked = self
+            .admin_token
+            .check(self.replica.node_id, request)
+            .and_then(|()| self.check_operator_cert(request));
 
-        if checked.is_err()
+        if let Err(status) = &checked
             && let Some(suppressed) = self.rejected_calls.allow()
         {
             let peer = request.remote_addr().map(|addr| addr.to_string());
-            tracing::warn!(node_id = self.replica.node_id, peer = ?peer, suppressed, "node API call without the admin token rejected");
+            tracing::warn!(node_id = self.replica.node_id, peer = ?peer, suppressed, reason = status.message(), "node API call rejected");
         }
         checked
+    }
+
+    /// Requires, when the node serves TLS, a client certificate that chains to the fleet CA
+    /// (the handshake checked that) and names `operator.keyfleet.internal`.
+    fn check_operator_cert<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        if !self.require_operator_cert {
+            return Ok(());
+        }
+        let certs = request.peer_certs();
+        let is_operator = certs
+            .as_ref()
+            .and_then(|certs| certs.first())
+            .is_some_and(|leaf| certificate_names(leaf, OPERATOR_NAME));
+
+        if is_operator {
+            return Ok(());
+        }
+        Err(error_status(
+            Code::Unauthenticated,
+            ErrorReason::TokenInvalid,
+            format!(
+                "node {}'s node API admin calls need an operator client certificate from the \
+                 fleet CA (`keyfleetd certs issue-operator`) next to the admin token",
+                self.replica.node_id
+            ),
+            &[],
+        ))
     }
 
     /// Waits until the leader has replicated its log up to `index` on `learner`.

@@ -109,7 +109,10 @@ pub(super) fn client(args: &EndpointArgs) -> Result<FleetClient, CliError> {
         ..RetryPolicy::default()
     };
 
-    Ok(FleetClient::new(args.endpoints.clone(), policy)?)
+    match args.tls.client_tls()? {
+        Some(tls) => Ok(FleetClient::with_tls(args.endpoints.clone(), policy, tls)?),
+        None => Ok(FleetClient::new(args.endpoints.clone(), policy)?),
+    }
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR` members.

@@ -29,7 +29,11 @@ impl VaultSession {
             deadline: Duration::from_secs(args.connection.deadline_secs),
             ..RetryPolicy::default()
         };
-        let client = VaultClient::new(args.connection.endpoints.clone(), policy)?;
+        let endpoints = args.connection.endpoints.clone();
+        let client = match args.connection.tls.client_tls()? {
+            Some(tls) => VaultClient::with_tls(endpoints, policy, tls)?,
+            None => VaultClient::new(endpoints, policy)?,
+        };
 
         Ok(Self {
             client,

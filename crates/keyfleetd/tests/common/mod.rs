@@ -19,6 +19,7 @@ use keyfleet_raft::RequestId;
 use keyfleet_raft::SealedBlob;
 use keyfleet_raft::UserId;
 pub use raft_timing::RaftTiming;
+pub use test_cluster::FleetTlsPaths;
 pub use test_cluster::TestCluster;
 pub use test_cluster::now_unix_secs;
 pub use vault_options::FLEET_ID;

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 use super::free_port::free_local_address;
 use super::raft_timing::RaftTiming;
 
+/// The `[tls]` section of a node without TLS: the harness's default.
+pub const PLAINTEXT_TLS_TOML: &str = "[tls]\ninsecure_plaintext = true\n";
+
 /// Time a node gets to exit after SIGTERM.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
 
@@ -35,6 +38,7 @@ pub struct NodeProcess {
     pin_file: PathBuf,
     timing: RaftTiming,
     vault_toml: String,
+    tls_toml: String,
     admin_token_file: PathBuf,
     raft_addr: SocketAddr,
     api_addr: SocketAddr,
@@ -68,6 +72,7 @@ impl NodeProcess {
             pin_file,
             timing,
             vault_toml,
+            tls_toml: PLAINTEXT_TLS_TOML.to_owned(),
             admin_token_file: admin_token_file.to_owned(),
             raft_addr: free_local_address(),
             api_addr: free_local_address(),
@@ -130,12 +135,45 @@ impl NodeProcess {
         self.write_config();
     }
 
+    /// Replaces the `[tls]` section of the configuration, for the next start and the next
+    /// `keyfleetd keys` or `certs` command.
+    pub fn set_tls_toml(&mut self, toml: String) {
+        self.tls_toml = toml;
+        self.write_config();
+    }
+
+    /// Sends `signal` (such as `HUP`) to the running process.
+    pub fn send_signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("node is running");
+        let pid = child.id().to_string();
+
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(
+            sent.success(),
+            "kill -{signal} {pid} for node {} failed",
+            self.id
+        );
+    }
+
     /// Runs `keyfleetd keys ARGS --config <this node's configuration>` to completion, and
     /// returns its output.
     pub fn run_keys_command(&self, args: &[&str]) -> std::process::Output {
+        self.run_command("keys", args)
+    }
+
+    /// Runs `keyfleetd certs ARGS --config <this node's configuration>` to completion, and
+    /// returns its output.
+    pub fn run_certs_command(&self, args: &[&str]) -> std::process::Output {
+        self.run_command("certs", args)
+    }
+
+    fn run_command(&self, group: &str, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyfleetd"));
         command
-            .arg("keys")
+            .arg(group)
             .args(args)
             .arg("--config")
             .arg(self.config_path())
@@ -143,7 +181,10 @@ impl NodeProcess {
             .stdin(Stdio::null());
 
         command.output().unwrap_or_else(|error| {
-            panic!("failed to run keyfleetd keys for node {}: {error}", self.id)
+            panic!(
+                "failed to run keyfleetd {group} for node {}: {error}",
+                self.id
+            )
         })
     }
 
@@ -317,6 +358,7 @@ impl NodeProcess {
              \n\
              {}\n\
              {}\n\
+             {}\n\
              [hsm]\n\
              module = {}\n\
              token_label = \"{}\"\n\
@@ -329,6 +371,7 @@ impl NodeProcess {
             self.metrics_addr,
             self.timing.to_toml(),
             self.vault_toml,
+            self.tls_toml,
             toml_string(&module),
             token_label(self.id),
             toml_string(&self.pin_file),
@@ -352,7 +395,7 @@ fn start_marker(start: u32) -> String {
     format!("===== keyfleetd test harness: start {start} =====")
 }
 
-fn toml_string(path: &Path) -> String {
+pub fn toml_string(path: &Path) -> String {
     let text = path.to_str().expect("temporary paths are UTF-8");
 
     toml::Value::String(text.to_owned()).to_string()

@@ -4,7 +4,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use keyfleet_client::ClientError;
+use keyfleet_client::ClientTls;
 use keyfleet_client::FleetClient;
+use keyfleet_client::LeaderRouter;
 use keyfleet_client::RetryPolicy;
 use keyfleet_client::StatusResponse;
 use keyfleet_raft::NodeAddresses;
@@ -21,6 +23,7 @@ use tonic_types::StatusExt;
 
 use super::WAIT;
 use super::node_process::NodeProcess;
+use super::node_process::toml_string;
 use super::raft_timing::RaftTiming;
 use super::test_policy;
 use super::vault_options::FLEET_ID;
@@ -44,6 +47,7 @@ pub struct TestCluster {
     status_client: FleetClient,
     tenant: TenantSigningKey,
     admin_token: String,
+    client_tls: Option<ClientTls>,
     root: Option<TempDir>,
     _lab: SoftHsmLab,
 }
@@ -90,6 +94,7 @@ impl TestCluster {
             status_client,
             tenant,
             admin_token,
+            client_tls: None,
             root: Some(root),
             _lab: lab,
         }
@@ -153,7 +158,8 @@ impl TestCluster {
 
         for id in ids {
             loop {
-                let Err(reason) = vault_ready(&self.api_endpoint(*id), &token).await else {
+                let channel = self.api_channel(*id);
+                let Err(reason) = vault_ready(channel, &token).await else {
                     break;
                 };
 
@@ -325,9 +331,158 @@ impl TestCluster {
     pub fn client_with_policy(&self, ids: &[NodeId], policy: RetryPolicy) -> FleetClient {
         let endpoints: Vec<String> = ids.iter().map(|id| self.node(*id).api_endpoint()).collect();
 
-        FleetClient::new(endpoints, policy)
+        let client = match &self.client_tls {
+            Some(tls) => FleetClient::with_tls(endpoints, policy, tls.clone()),
+            None => FleetClient::new(endpoints, policy),
+        };
+        client
             .expect("build a client over test nodes")
             .with_admin_token(self.admin_token.clone())
+    }
+
+    /// Returns a lazily connected channel to node `id`'s API port, over TLS with the
+    /// operator certificate once [`TestCluster::enable_tls`] ran.
+    pub fn api_channel(&self, id: NodeId) -> tonic::transport::Channel {
+        let endpoint = self.api_endpoint(id);
+        let router = match &self.client_tls {
+            Some(tls) => LeaderRouter::with_tls([endpoint.clone()], test_policy(), tls.clone()),
+            None => LeaderRouter::new([endpoint.clone()], test_policy()),
+        };
+        router
+            .expect("build a router over a test node")
+            .channel(&endpoint)
+            .expect("the test endpoint is valid")
+    }
+
+    /// Returns the directory of the cluster's shared files.
+    pub fn root(&self) -> &std::path::Path {
+        self.root
+            .as_ref()
+            .expect("the cluster has its directory")
+            .path()
+    }
+
+    /// Returns the directory of node `id`'s files.
+    pub fn node_dir(&self, id: NodeId) -> std::path::PathBuf {
+        self.node(id).dir().to_owned()
+    }
+
+    /// Replaces node `id`'s `[tls]` section, for its next start and command.
+    pub fn set_tls_toml(&mut self, id: NodeId, toml: String) {
+        self.node_mut(id).set_tls_toml(toml);
+    }
+
+    /// Runs `keyfleetd certs ARGS` with node `id`'s configuration and returns its output.
+    pub fn run_certs(&self, id: NodeId, args: &[&str]) -> std::process::Output {
+        self.node(id).run_certs_command(args)
+    }
+
+    /// Sends `signal` (such as `HUP`) to node `id`.
+    pub fn send_signal(&self, id: NodeId, signal: &str) {
+        self.node(id).send_signal(signal);
+    }
+
+    /// Starts node `id` without waiting for it to serve anything.
+    pub fn spawn(&mut self, id: NodeId) {
+        self.node_mut(id).spawn();
+    }
+
+    /// Waits up to [`WAIT`] for node `id` to exit on its own, and returns its exit status.
+    pub async fn wait_for_exit(&mut self, id: NodeId) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.node_mut(id).reap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} still runs after {WAIT:?}"
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Returns the whole log of node `id`.
+    pub fn log_text(&self, id: NodeId) -> String {
+        std::fs::read_to_string(self.node(id).log_path()).unwrap_or_default()
+    }
+
+    /// Returns the node API's admin token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Returns the TLS settings of the cluster's clients, once TLS is on.
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.client_tls.as_ref()
+    }
+
+    /// Switches every node and every client of the cluster to TLS, with the fleet CA's files
+    /// under the cluster's directory. Node 1's token must hold the fleet keys (see
+    /// [`TestCluster::share_fleet_keys`]) and every node must be stopped.
+    ///
+    /// It runs `keyfleetd certs init-ca` with node 1's configuration, issues each node's
+    /// certificate (naming 127.0.0.1) and an operator certificate, and sets the clients to
+    /// trust the CA and present the operator certificate.
+    pub fn enable_tls(&mut self) {
+        let paths = FleetTlsPaths::new(self.root());
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+
+        for id in &ids {
+            let toml = paths.node_tls_toml(&self.node_dir(*id));
+            self.node_mut(*id).set_tls_toml(toml);
+        }
+        expect_success(
+            self.node(1),
+            &self.run_certs(1, &["init-ca"]),
+            "certs init-ca",
+        );
+
+        for id in &ids {
+            let dir = self.node_dir(*id);
+            let id_text = id.to_string();
+            let cert = path_text(&dir.join("node.pem"));
+            let key = path_text(&dir.join("node.key"));
+            let args = [
+                "issue-node",
+                "--node-id",
+                &id_text,
+                "--ip",
+                "127.0.0.1",
+                "--cert-out",
+                &cert,
+                "--key-out",
+                &key,
+            ];
+            expect_success(self.node(1), &self.run_certs(1, &args), "certs issue-node");
+        }
+
+        let operator_cert = path_text(&paths.operator_cert);
+        let operator_key = path_text(&paths.operator_key);
+        let args = [
+            "issue-operator",
+            "--name",
+            "test-operator",
+            "--cert-out",
+            &operator_cert,
+            "--key-out",
+            &operator_key,
+        ];
+        expect_success(
+            self.node(1),
+            &self.run_certs(1, &args),
+            "certs issue-operator",
+        );
+
+        let tls = ClientTls::from_files(
+            &paths.ca_cert,
+            Some((&paths.operator_cert, &paths.operator_key)),
+        )
+        .expect("read the test CA and operator certificate");
+        self.status_client =
+            FleetClient::with_tls([self.node(1).api_endpoint()], status_policy(), tls.clone())
+                .expect("build the status client");
+        self.client_tls = Some(tls);
     }
 
     pub fn addresses(&self, id: NodeId) -> NodeAddresses {
@@ -551,10 +706,8 @@ pub fn now_unix_secs() -> u64 {
 /// Returns `Ok` once the node at `endpoint` responds to GetState with anything but
 /// `FLEET_NOT_READY` or a transport error. A follower returns `NOT_LEADER`, which it checks
 /// after it has loaded the fleet setup.
-async fn vault_ready(endpoint: &str, token: &str) -> Result<(), String> {
-    let mut client = VaultClient::connect(endpoint.to_owned())
-        .await
-        .map_err(|error| error.to_string())?;
+async fn vault_ready(channel: tonic::transport::Channel, token: &str) -> Result<(), String> {
+    let mut client = VaultClient::new(channel);
     let mut request = tonic::Request::new(GetStateRequest {
         user_id: "readiness-probe".to_owned(),
     });
@@ -570,6 +723,43 @@ async fn vault_ready(endpoint: &str, token: &str) -> Result<(), String> {
         Some("FLEET_NOT_READY") | None => Err(format!("{:?}: {}", status.code(), status.message())),
         Some(_) => Ok(()),
     }
+}
+
+/// The fleet CA files of a test cluster.
+#[derive(Debug, Clone)]
+pub struct FleetTlsPaths {
+    pub ca_cert: std::path::PathBuf,
+    pub ca_key_sealed: std::path::PathBuf,
+    pub operator_cert: std::path::PathBuf,
+    pub operator_key: std::path::PathBuf,
+}
+
+impl FleetTlsPaths {
+    /// Names the files of a CA under `root`.
+    pub fn new(root: &std::path::Path) -> Self {
+        Self {
+            ca_cert: root.join("fleet-ca.pem"),
+            ca_key_sealed: root.join("fleet-ca.key.sealed"),
+            operator_cert: root.join("operator.pem"),
+            operator_key: root.join("operator.key"),
+        }
+    }
+
+    /// Returns a `[tls]` section with this CA and the node files `node.pem` and `node.key` in
+    /// `node_dir`.
+    pub fn node_tls_toml(&self, node_dir: &std::path::Path) -> String {
+        format!(
+            "[tls]\nca_cert = {}\nca_key_sealed = {}\ncert = {}\nkey = {}\n",
+            toml_string(&self.ca_cert),
+            toml_string(&self.ca_key_sealed),
+            toml_string(&node_dir.join("node.pem")),
+            toml_string(&node_dir.join("node.key")),
+        )
+    }
+}
+
+fn path_text(path: &std::path::Path) -> String {
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
 }
 
 /// Status calls are single attempts, so only the RPC timeout of this policy matters.
