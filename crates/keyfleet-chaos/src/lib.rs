@@ -20,5 +20,7 @@ pub use history::{Event, History, Op, OpValue, Outcome, Phase};
 pub use nemesis::{Fault, FaultTimeline, Nemesis, NemesisError, TimelineEntry, run_fault};
 pub use proxy::{ProxyError, RaftProxy};
 pub use run_folder::{RunFolder, SEED_VARIABLE, seed_from_env};
-pub use vault_driver::{CallError, PreparedFinish, StartedLogin, TEST_KSF, VaultDriver};
+pub use vault_driver::{
+    CONNECT_FAILED, CallError, PreparedFinish, StartedLogin, TEST_KSF, VaultDriver,
+};
 pub use workload::{TokenSource, Workload, WorkloadConfig, WorkloadReport};

@@ -30,6 +30,9 @@ pub const TEST_KSF: KsfParams = KsfParams {
     parallelism: 1,
 };
 
+/// Failure reason of a call whose TCP connection could not be opened, so nothing was sent.
+pub const CONNECT_FAILED: &str = "CONNECT_FAILED";
+
 /// One user's vault calls against one node endpoint. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct VaultDriver {
@@ -323,6 +326,21 @@ impl VaultDriver {
 }
 
 impl CallError {
+    /// Returns true when another node may serve the call: the node named another leader, is
+    /// not ready, could not be reached, or the outcome is unknown.
+    pub fn try_elsewhere(&self) -> bool {
+        match &self.outcome {
+            Outcome::Unknown { .. } => true,
+            Outcome::Fail { reason, .. } => {
+                matches!(
+                    reason.as_str(),
+                    "NOT_LEADER" | "FLEET_NOT_READY" | CONNECT_FAILED
+                ) || reason.starts_with("registration start:")
+            }
+            Outcome::Ok(_) => false,
+        }
+    }
+
     /// An error before the call that changes state was sent.
     fn sure(reason: String) -> Self {
         Self {
@@ -360,6 +378,21 @@ impl CallError {
             .and_then(|value| value.to_str().ok())
             .filter(|value| !value.trim().is_empty())
             .map(|value| format!("http://{}", value.trim()));
+
+        // tonic reports a failed TCP connect as UNAVAILABLE with this message, and sends
+        // nothing in that case.
+        let connect_failed = status.code() == Code::Unavailable
+            && reason.is_empty()
+            && status.message().contains("tcp connect error");
+        if connect_failed {
+            return Self {
+                outcome: Outcome::Fail {
+                    reason: CONNECT_FAILED.to_owned(),
+                    guesses_left: None,
+                },
+                leader_endpoint,
+            };
+        }
 
         let sure = match status.code() {
             Code::Unavailable => matches!(reason.as_str(), "NOT_LEADER" | "FLEET_NOT_READY"),

@@ -28,6 +28,9 @@ struct Pending {
     ok_starts_before: u32,
     /// For resets: the counters that become the next generation's base.
     base: Base,
+    /// Whether a lock had been observed, and no reset invoked since, when the operation was
+    /// invoked. Operations concurrent with the observation may have run before the lock.
+    locked_before: bool,
 }
 
 /// Counters at the start of a generation, for the phantom increment bound.
@@ -45,8 +48,11 @@ pub(super) struct UserCheck {
     existence: Existence,
     max_guesses: u32,
     generation: u64,
-    /// KE2 responses released in the current budget segment.
+    /// KE2 responses that ok RecoveryStarts received in the current budget segment.
     released: u32,
+    /// RecoveryStarts of the current segment whose outcome is unknown and that no later state
+    /// read has bounded: each may have released a KE2.
+    unresolved: u32,
     /// Resets with an unknown or pending outcome invoked in this generation.
     possible_resets: u32,
     /// Possible resets the budget check has used to split the guesses.
@@ -60,6 +66,7 @@ pub(super) struct UserCheck {
     lock_may_clear: bool,
     secrets: Vec<String>,
     pending: BTreeMap<u64, Pending>,
+    last_op_id: u64,
     violations: Vec<Violation>,
 }
 
@@ -71,6 +78,7 @@ impl UserCheck {
             max_guesses: 0,
             generation: 0,
             released: 0,
+            unresolved: 0,
             possible_resets: 0,
             used_resets: 0,
             ok_starts: 0,
@@ -82,11 +90,13 @@ impl UserCheck {
             lock_may_clear: false,
             secrets: Vec::new(),
             pending: BTreeMap::new(),
+            last_op_id: 0,
             violations: Vec::new(),
         }
     }
 
     pub(super) fn apply(&mut self, event: &Event) {
+        self.last_op_id = event.op_id;
         match event.phase {
             Phase::Invoke => self.invoke(event),
             Phase::Complete => {
@@ -111,10 +121,12 @@ impl UserCheck {
             };
             self.complete(op_id, pending, &outcome);
         }
+        self.enforce_budget(self.last_op_id);
         self.violations
     }
 
     fn invoke(&mut self, event: &Event) {
+        let locked_before = self.locked && !self.lock_may_clear;
         if event.op.may_reset() {
             self.possible_resets += 1;
             if self.locked {
@@ -147,6 +159,7 @@ impl UserCheck {
                 possible_starts: self.possible_starts,
                 unknown_starts: self.unknown_starts,
             },
+            locked_before,
         };
         self.pending.insert(event.op_id, pending);
     }
@@ -155,7 +168,7 @@ impl UserCheck {
         let current = pending.generation == self.generation;
 
         match (&pending.op, outcome) {
-            (Op::RecoveryStart { .. }, _) => self.complete_start(op_id, current, outcome),
+            (Op::RecoveryStart { .. }, _) => self.complete_start(op_id, &pending, outcome),
             (op, Outcome::Ok(value)) if op.may_reset() => self.certain_reset(op_id, &pending, value),
             (op, Outcome::Fail { .. }) if op.may_reset() => {
                 if current {
@@ -172,26 +185,36 @@ impl UserCheck {
         }
     }
 
-    fn complete_start(&mut self, op_id: u64, current: bool, outcome: &Outcome) {
+    fn complete_start(&mut self, op_id: u64, pending: &Pending, outcome: &Outcome) {
+        let current = pending.generation == self.generation;
+        let counts = current && self.existence != Existence::No;
+
         match outcome {
             Outcome::Ok(_) => {
                 self.possible_starts += 1;
                 if current {
                     self.ok_starts += 1;
                 }
-                if self.locked && !self.lock_may_clear && self.existence == Existence::Yes {
+                if pending.locked_before && self.existence == Existence::Yes {
                     self.violate(
                         Property::LockoutAbsorbing,
                         op_id,
                         "RecoveryStart released a KE2 for a record observed locked".to_owned(),
                     );
                 }
-                self.release(op_id, current);
+                if counts {
+                    self.released += 1;
+                    if self.unresolved == 0 {
+                        self.enforce_budget(op_id);
+                    }
+                }
             }
             Outcome::Unknown { .. } => {
                 self.possible_starts += 1;
                 self.unknown_starts += 1;
-                self.release(op_id, current);
+                if counts {
+                    self.unresolved += 1;
+                }
             }
             Outcome::Fail { reason, .. } => {
                 if reason == "LOCKED" {
@@ -201,34 +224,38 @@ impl UserCheck {
         }
     }
 
-    /// Counts one released KE2 against the budget, splitting at a possible reset when the
-    /// count would exceed the budget otherwise.
-    fn release(&mut self, op_id: u64, current: bool) {
-        if !current || self.existence == Existence::No {
-            return;
-        }
-
-        self.released += 1;
-        if self.released <= self.max_guesses {
+    /// Checks that the KE2 responses of the segment, counting every unresolved unknown
+    /// RecoveryStart as released, fit the budget. Over the budget, a possible reset splits the
+    /// segment once; without one it is a violation.
+    fn enforce_budget(&mut self, op_id: u64) {
+        let released = self.released + self.unresolved;
+        if released <= self.max_guesses {
             return;
         }
 
         if self.used_resets < self.possible_resets {
             self.used_resets += 1;
-            self.released = 1;
+            self.released = 0;
+            self.unresolved = 0;
             return;
         }
 
         if self.existence == Existence::Yes {
             let message = format!(
-                "{} KE2 responses released, counting unknown RecoveryStarts, with a budget of {}",
-                self.released, self.max_guesses
+                "{released} KE2 responses released, counting {} unknown RecoveryStarts, with a \
+                 budget of {}",
+                self.unresolved, self.max_guesses
             );
             self.violate(Property::GuessBudget, op_id, message);
         }
+        // Counting starts again, so that one excess is reported once.
+        self.released = 0;
+        self.unresolved = 0;
     }
 
     fn certain_reset(&mut self, op_id: u64, pending: &Pending, value: &OpValue) {
+        self.enforce_budget(op_id);
+
         match &pending.op {
             Op::Register {
                 max_guesses,
@@ -243,7 +270,7 @@ impl UserCheck {
                 self.secrets.clear();
             }
             Op::RecoveryFinish { .. } => {
-                self.check_recovery(op_id, value);
+                self.check_recovery(op_id, pending, value);
                 self.existence = Existence::Yes;
             }
             Op::RecoveryStart { .. } | Op::GetState => {}
@@ -256,6 +283,7 @@ impl UserCheck {
             .count();
         self.generation += 1;
         self.released = 0;
+        self.unresolved = 0;
         self.possible_resets = u32::try_from(pending_resets).unwrap_or(u32::MAX);
         self.used_resets = 0;
         self.ok_starts = 0;
@@ -265,8 +293,8 @@ impl UserCheck {
         self.lock_may_clear = false;
     }
 
-    fn check_recovery(&mut self, op_id: u64, value: &OpValue) {
-        if self.locked && !self.lock_may_clear {
+    fn check_recovery(&mut self, op_id: u64, pending: &Pending, value: &OpValue) {
+        if pending.locked_before {
             self.violate(
                 Property::LockoutAbsorbing,
                 op_id,
@@ -336,7 +364,7 @@ impl UserCheck {
     }
 
     fn check_registered_read(&mut self, op_id: u64, pending: &Pending, used: u32) {
-        if self.locked && !self.lock_may_clear {
+        if pending.locked_before {
             self.violate(
                 Property::LockoutAbsorbing,
                 op_id,
@@ -367,6 +395,14 @@ impl UserCheck {
             );
             self.violate(Property::LostIncrement, op_id, message);
         }
+
+        // The committed count bounds how many unknown RecoveryStarts were counted, and so
+        // released a KE2.
+        // NOTE: an unknown RecoveryStart still in flight after this read (say, queued in a
+        // paused node) can be counted later; the budget then relies on the servers' count.
+        let counted_unknowns = used.saturating_sub(pending.ok_starts_before);
+        self.unresolved = self.unresolved.min(counted_unknowns);
+        self.enforce_budget(op_id);
         if let Some(last) = self.last_guesses_used
             && used < last
         {

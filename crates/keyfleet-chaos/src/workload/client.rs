@@ -10,6 +10,9 @@ use crate::history::{History, Op, OpValue, Outcome};
 use crate::vault_driver::{CallError, PreparedFinish, VaultDriver};
 use crate::workload::WorkloadConfig;
 
+/// Pause after a failed or unknown call.
+const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The wrong password every wrong guess uses.
 const WRONG_PASSWORD: &[u8] = b"chaos wrong password";
 
@@ -27,6 +30,9 @@ pub(super) struct Client {
     /// False until a registration is acknowledged, and again after anything that may have
     /// replaced, deleted or locked the record; the next step then registers.
     registered: bool,
+    /// True after a RecoveryStart with an unknown outcome: the next step reads the state, so
+    /// the committed count bounds the guesses that start may have released.
+    needs_read: bool,
 }
 
 impl Client {
@@ -60,6 +66,7 @@ impl Client {
             max_guesses: config.max_guesses.clone(),
             burst: config.burst,
             registered: false,
+            needs_read: false,
         }
     }
 
@@ -69,6 +76,12 @@ impl Client {
 
     /// Runs one step: a registration when the record needs one, otherwise a random action.
     pub(super) async fn step(&mut self) {
+        if self.needs_read {
+            if self.read_state().await {
+                self.needs_read = false;
+            }
+            return;
+        }
         if !self.registered {
             self.register().await;
             return;
@@ -144,7 +157,12 @@ impl Client {
         while let Some(joined) = starts.join_next().await {
             match joined {
                 Ok(Ok(login)) => logins.push(login),
-                Ok(Err(error)) => self.after_error(&error),
+                Ok(Err(error)) => {
+                    if matches!(error.outcome, Outcome::Unknown { .. }) {
+                        self.needs_read = true;
+                    }
+                    self.after_error(&error);
+                }
                 Err(error) => tracing::error!(%error, "a burst RecoveryStart panicked"),
             }
         }
@@ -258,17 +276,9 @@ impl Client {
             let Some(error) = self.finish(true, finish).await else {
                 return;
             };
-            let retry = match &error.outcome {
-                Outcome::Unknown { .. } => true,
-                Outcome::Fail { reason, .. } => {
-                    matches!(reason.as_str(), "NOT_LEADER" | "FLEET_NOT_READY")
-                }
-                Outcome::Ok(_) => false,
-            };
-            if !retry {
+            if !error.try_elsewhere() {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -287,14 +297,7 @@ impl Client {
             return;
         }
 
-        let move_on = match &error.outcome {
-            Outcome::Unknown { .. } => true,
-            Outcome::Fail { reason, .. } => {
-                matches!(reason.as_str(), "NOT_LEADER" | "FLEET_NOT_READY")
-            }
-            Outcome::Ok(_) => false,
-        };
-        if move_on {
+        if error.try_elsewhere() {
             let next = self.endpoints[self.rng.usize(..self.endpoints.len())].clone();
             self.switch_to(&next);
         }
@@ -322,16 +325,26 @@ impl Client {
         F: Future<Output = Result<T, CallError>>,
     {
         let may_reset = op.may_reset();
+        let is_start = matches!(op, Op::RecoveryStart { .. });
         let op_id = self
             .history
             .invoke(self.id, &self.user, &hex(request_id), &op);
         let result = call.await;
         let outcome = outcome_of(&result, to_value);
 
-        if may_reset && matches!(outcome, Outcome::Unknown { .. }) {
+        let unknown = matches!(outcome, Outcome::Unknown { .. });
+        if unknown && may_reset {
             self.registered = false;
         }
+        if unknown && is_start {
+            self.needs_read = true;
+        }
         self.history.complete(op_id, outcome);
+
+        if result.is_err() {
+            // Back off, so that a client facing a node that is down does not spin.
+            tokio::time::sleep(ERROR_BACKOFF).await;
+        }
         result
     }
 }
