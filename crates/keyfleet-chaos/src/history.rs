@@ -14,12 +14,19 @@ use serde::{Deserialize, Serialize};
 pub enum Op {
     /// RegistrationStart and RegistrationFinish, recorded as one operation because only the
     /// finish changes state. `secret` is the hex of the registered secret.
-    Register { max_guesses: u32, secret: String },
+    Register {
+        max_guesses: u32,
+        secret: String,
+    },
     /// RecoveryStart with a KE1 for the right or a wrong password. An ok outcome means the
     /// client received a KE2, which tests one password.
-    RecoveryStart { right_password: bool },
+    RecoveryStart {
+        right_password: bool,
+    },
     /// RecoveryFinish with the KE3 of a right password, or random bytes for a wrong one.
-    RecoveryFinish { right_password: bool },
+    RecoveryFinish {
+        right_password: bool,
+    },
     Delete,
     GetState,
 }
@@ -64,7 +71,9 @@ pub enum Outcome {
         guesses_left: Option<u32>,
     },
     /// The operation may or may not have taken effect, now or later.
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 /// Whether an event starts or ends an operation.

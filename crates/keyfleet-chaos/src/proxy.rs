@@ -61,12 +61,13 @@ impl RaftProxy {
         let mut listen = BTreeMap::new();
 
         for (node, target) in targets {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| ProxyError::Bind {
-                    node: *node,
-                    source,
-                })?;
+            let listener =
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|source| ProxyError::Bind {
+                        node: *node,
+                        source,
+                    })?;
             let address = listener.local_addr().map_err(|source| ProxyError::Bind {
                 node: *node,
                 source,
@@ -91,7 +92,11 @@ impl RaftProxy {
 
     /// Records the process id of `node`, or forgets it while the node is down.
     pub fn set_pid(&self, node: NodeId, pid: Option<u32>) {
-        let mut pids = self.state.pids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pids = self
+            .state
+            .pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match pid {
             Some(pid) => pids.insert(node, pid),
             None => pids.remove(&node),
@@ -271,15 +276,18 @@ async fn identify_source(
     None
 }
 
-fn find_owner(pids: &BTreeMap<NodeId, u32>, peer: SocketAddr, listen: SocketAddr) -> Option<NodeId> {
+fn find_owner(
+    pids: &BTreeMap<NodeId, u32>,
+    peer: SocketAddr,
+    listen: SocketAddr,
+) -> Option<NodeId> {
     let inode = socket_inode(peer, listen)?;
     let wanted = format!("socket:[{inode}]");
 
     pids.iter().find_map(|(node, pid)| {
         let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
         let owns = entries.flatten().any(|entry| {
-            std::fs::read_link(entry.path())
-                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+            std::fs::read_link(entry.path()).is_ok_and(|link| link.as_os_str() == wanted.as_str())
         });
         owns.then_some(*node)
     })

@@ -149,9 +149,11 @@ impl VaultDriver {
             registration_request: start.message.serialize().to_vec(),
         };
         let reply = self
-            .send(request, |mut client, request| async move { client.registration_start(request).await })
+            .send(request, |mut client, request| async move {
+                client.registration_start(request).await
+            })
             .await
-            .map_err(|error| error.as_sure_failure())?;
+            .map_err(|error| error.into_sure_failure())?;
 
         let response = RegistrationResponse::<Suite>::deserialize(&reply.registration_response)
             .map_err(|error| CallError::sure(format!("invalid RegistrationResponse: {error}")))?;
@@ -173,9 +175,11 @@ impl VaultDriver {
             client_ciphertext: secret.to_vec(),
             max_guesses,
         };
-        self.send(finish, |mut client, request| async move { client.registration_finish(request).await })
-            .await
-            .map(|_| ())
+        self.send(finish, |mut client, request| async move {
+            client.registration_finish(request).await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sends RecoveryStart with a KE1 for `password`.
@@ -193,7 +197,9 @@ impl VaultDriver {
         };
 
         let reply = self
-            .send(request, |mut client, request| async move { client.recovery_start(request).await })
+            .send(request, |mut client, request| async move {
+                client.recovery_start(request).await
+            })
             .await?;
         Ok(StartedLogin {
             state: start.state,
@@ -253,7 +259,9 @@ impl VaultDriver {
             credential_finalization: finish.credential_finalization.clone(),
         };
         let reply = self
-            .send(request, |mut client, request| async move { client.recovery_finish(request).await })
+            .send(request, |mut client, request| async move {
+                client.recovery_finish(request).await
+            })
             .await?;
 
         // A wrong KE3 that the vault accepted, and a secret that does not open, are recorded
@@ -273,9 +281,11 @@ impl VaultDriver {
             request_id: request_id.to_vec(),
         };
 
-        self.send(request, |mut client, request| async move { client.delete(request).await })
-            .await
-            .map(|_| ())
+        self.send(request, |mut client, request| async move {
+            client.delete(request).await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Reads the record's state with GetState, which the leader serves after a ReadIndex
@@ -285,7 +295,9 @@ impl VaultDriver {
             user_id: self.user.clone(),
         };
         let reply = self
-            .send(request, |mut client, request| async move { client.get_state(request).await })
+            .send(request, |mut client, request| async move {
+                client.get_state(request).await
+            })
             .await?;
 
         let state = match reply.state() {
@@ -417,7 +429,7 @@ impl CallError {
     }
 
     /// Turns the error of a call that changes nothing into a sure failure.
-    fn as_sure_failure(self) -> Self {
+    fn into_sure_failure(self) -> Self {
         let outcome = match self.outcome {
             Outcome::Unknown { reason } => Outcome::Fail {
                 reason: format!("registration start: {reason}"),

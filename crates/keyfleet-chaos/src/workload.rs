@@ -159,7 +159,9 @@ impl Workload {
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(format!("the final GetState of user {user} failed until the deadline"))
+                Err(format!(
+                    "the final GetState of user {user} failed until the deadline"
+                ))
             });
         }
 
@@ -203,13 +205,19 @@ impl Workload {
             client.register().await;
         }
         let Some(finish) = client.start_right_guess(deadline).await else {
-            timeline.record(fault, "skipped: RecoveryStart failed until the deadline".to_owned());
+            timeline.record(
+                fault,
+                "skipped: RecoveryStart failed until the deadline".to_owned(),
+            );
             return Ok(());
         };
 
         let leader = wait_for_leader(nemesis, deadline).await.unwrap_or(leader);
         nemesis.kill(leader).await?;
-        timeline.record(fault, format!("inject: killed leader {leader} after RecoveryStart"));
+        timeline.record(
+            fault,
+            format!("inject: killed leader {leader} after RecoveryStart"),
+        );
 
         let others: Vec<String> = self
             .config
@@ -218,7 +226,9 @@ impl Workload {
             .filter(|(node, _)| **node != leader)
             .map(|(_, endpoint)| endpoint.clone())
             .collect();
-        client.finish_until_settled(&finish, &others, deadline).await;
+        client
+            .finish_until_settled(&finish, &others, deadline)
+            .await;
 
         nemesis.restart(leader).await?;
         timeline.record(fault, format!("heal: restarted node {leader}"));

@@ -192,7 +192,10 @@ fn unknown_start_never_completing_counts() {
 
     let properties = violated(&history);
 
-    assert!(properties.contains(&Property::GuessBudget), "{properties:?}");
+    assert!(
+        properties.contains(&Property::GuessBudget),
+        "{properties:?}"
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyfleet_chaos::{
-    Fault, FaultTimeline, History, Nemesis, NemesisError, RaftProxy, RunFolder, Verdict,
-    VaultDriver, Workload, WorkloadConfig, WorkloadReport, check, run_fault, seed_from_env,
+    Fault, FaultTimeline, History, Nemesis, NemesisError, RaftProxy, RunFolder, VaultDriver,
+    Verdict, Workload, WorkloadConfig, WorkloadReport, check, run_fault, seed_from_env,
 };
 use keyfleet_raft::{NodeAddresses, NodeId};
 use tokio::time::Instant;
@@ -154,7 +154,11 @@ async fn launch_proxied_fleet() -> (TestCluster, RaftProxy, Vec<NodeId>) {
         .iter()
         .map(|id| {
             let raft = cluster.addresses(*id).raft;
-            (*id, raft.parse().expect("test Raft addresses are socket addresses"))
+            (
+                *id,
+                raft.parse()
+                    .expect("test Raft addresses are socket addresses"),
+            )
         })
         .collect();
     let proxy = RaftProxy::start(&targets)
@@ -168,7 +172,10 @@ async fn launch_proxied_fleet() -> (TestCluster, RaftProxy, Vec<NodeId>) {
         .iter()
         .map(|id| {
             let api = cluster.addresses(*id).api;
-            (*id, NodeAddresses::new(proxy.listen_addr(*id).to_string(), api))
+            (
+                *id,
+                NodeAddresses::new(proxy.listen_addr(*id).to_string(), api),
+            )
         })
         .collect();
     if let Err(error) = cluster.client_for(&[1]).initialize(&members).await {
@@ -264,7 +271,10 @@ async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
     }
 
     let serve_again = time_to_serve(&config).await;
-    timeline.record(None, format!("served again after the last heal: {serve_again:?}"));
+    timeline.record(
+        None,
+        format!("served again after the last heal: {serve_again:?}"),
+    );
     workload.stop_flag().store(true, Ordering::SeqCst);
     running.await.expect("the workload task panicked");
 
@@ -334,7 +344,12 @@ async fn time_to_serve(config: &WorkloadConfig) -> Option<Duration> {
         .expect("workload endpoints are valid URIs");
 
         let registered = driver
-            .register(b"probe password", b"probe secret", 0, &fastrand::u128(..).to_le_bytes())
+            .register(
+                b"probe password",
+                b"probe secret",
+                0,
+                &fastrand::u128(..).to_le_bytes(),
+            )
             .await;
         if registered.is_ok() {
             return Some(started.elapsed());
@@ -385,7 +400,10 @@ async fn chaos_all_faults_checker_passes() {
         ),
     }
 
-    result.folder.remove().expect("remove the folder of a passed run");
+    result
+        .folder
+        .remove()
+        .expect("remove the folder of a passed run");
 }
 
 /// Runs the suite against a fleet built with `broken-count-guess-after-answer`, whose
@@ -420,5 +438,8 @@ async fn chaos_broken_build_is_caught() {
         "seed {}: the checker caught {budget_violations} guess budget violations",
         result.seed
     );
-    result.folder.remove().expect("remove the folder of the run");
+    result
+        .folder
+        .remove()
+        .expect("remove the folder of the run");
 }

@@ -169,7 +169,9 @@ impl UserCheck {
 
         match (&pending.op, outcome) {
             (Op::RecoveryStart { .. }, _) => self.complete_start(op_id, &pending, outcome),
-            (op, Outcome::Ok(value)) if op.may_reset() => self.certain_reset(op_id, &pending, value),
+            (op, Outcome::Ok(value)) if op.may_reset() => {
+                self.certain_reset(op_id, &pending, value)
+            }
             (op, Outcome::Fail { .. }) if op.may_reset() => {
                 if current {
                     self.possible_resets = self.possible_resets.saturating_sub(1);

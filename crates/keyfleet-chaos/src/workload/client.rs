@@ -173,7 +173,11 @@ impl Client {
         }
     }
 
-    async fn start(&mut self, right: bool, password: &[u8]) -> Option<crate::vault_driver::StartedLogin> {
+    async fn start(
+        &mut self,
+        right: bool,
+        password: &[u8],
+    ) -> Option<crate::vault_driver::StartedLogin> {
         let request_id = new_request_id();
         let op = Op::RecoveryStart {
             right_password: right,
@@ -241,7 +245,10 @@ impl Client {
         let driver = self.driver.clone();
         let call = driver.delete(&request_id);
 
-        if let Err(error) = self.record(Op::Delete, &request_id, call, |()| OpValue::Done).await {
+        if let Err(error) = self
+            .record(Op::Delete, &request_id, call, |()| OpValue::Done)
+            .await
+        {
             self.after_error(&error);
         }
         self.registered = false;

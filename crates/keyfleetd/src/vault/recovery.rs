@@ -43,7 +43,7 @@ impl VaultService {
         let vault = self.core.vault().await?;
 
         #[cfg(feature = "broken-count-guess-after-answer")]
-        if self.replica.raft.metrics().borrow_watched().current_leader == Some(node_id) {
+        if self.believes_it_leads() {
             return self
                 .answer_before_counting(caller, &request.credential_request, request_id, &vault)
                 .await;

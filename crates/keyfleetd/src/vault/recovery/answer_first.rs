@@ -6,12 +6,21 @@
 use keyfleet_api::vault::RecoveryStartResponse;
 use keyfleet_raft::{RequestId, UserStatus};
 use keyfleet_vault::{RecordState, Vault};
+use openraft::async_runtime::WatchReceiver;
 use tonic::Status;
 
 use super::super::auth::Caller;
 use super::super::{VaultService, status};
 
 impl VaultService {
+    /// Returns true while this node's own Raft metrics name it leader, which a leader cut off
+    /// from its quorum still does until it learns of a newer term.
+    pub(super) fn believes_it_leads(&self) -> bool {
+        let metrics = self.replica.raft.metrics();
+        let leader = metrics.borrow_watched().current_leader;
+        leader == Some(self.replica.node_id)
+    }
+
     /// Builds the KE2 from this node's applied record without a Raft write, and commits the
     /// guess in the background after the reply is built. A leader cut off from its quorum
     /// keeps answering, and the guesses it answers are never counted.
