@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 /// A Raft node id.
 type NodeId = u64;
 
-/// Attempts to find the process of a new connection; the socket shows in `/proc` at once, so
-/// a retry only covers a process that is being restarted.
+/// Attempts to find the process of a new connection. The socket shows in `/proc` at once, so a
+/// retry only covers a process that is being restarted.
 const IDENTIFY_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ impl RaftProxy {
         self.listen[&node]
     }
 
-    /// Records the process id of `node`, or forgets it while the node is down.
+    /// Records the process id of `node`, or removes it while the node is down.
     pub fn set_pid(&self, node: NodeId, pid: Option<u32>) {
         let mut pids = self
             .state

@@ -353,7 +353,7 @@ impl CallError {
         }
     }
 
-    /// An error before the call that changes state was sent.
+    /// Builds the error of a call that failed before its state-changing request was sent.
     fn sure(reason: String) -> Self {
         Self {
             outcome: Outcome::Fail {

@@ -19,7 +19,7 @@ use client::Client;
 /// Mints a tenant token for a user id.
 pub type TokenSource = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
-/// What the workload runs against and how hard.
+/// Targets and load of a workload run.
 #[derive(Clone)]
 pub struct WorkloadConfig {
     /// Vault API endpoint of each node, such as `http://127.0.0.1:7201`.

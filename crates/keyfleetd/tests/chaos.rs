@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use common::{FLEET_ID, RaftTiming, TENANT, TestCluster, VaultOptions};
 
-/// Minimum number of operations of the bounded run, unless `KEYFLEET_CHAOS_OPS` says otherwise.
+/// Minimum number of operations of the bounded run, unless `KEYFLEET_CHAOS_OPS` sets another.
 const DEFAULT_OPS: usize = 3000;
 
 /// Time each fault is held before it is healed.
@@ -407,7 +407,7 @@ async fn chaos_all_faults_checker_passes() {
 }
 
 /// Runs the suite against a fleet built with `broken-count-guess-after-answer`, whose
-/// RecoveryStart answers before it counts the guess, and checks that the checker reports
+/// RecoveryStart sends the KE2 before it counts the guess, and checks that the checker reports
 /// budget violations.
 #[cfg(feature = "broken-count-guess-after-answer")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

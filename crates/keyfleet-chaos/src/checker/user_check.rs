@@ -3,7 +3,7 @@
 //! A certain reset (an ok registration, recovery or delete) starts a new generation. Operations
 //! are attributed to the generation in which they were invoked, so an operation that overlaps
 //! a reset is never counted against the new budget. A reset whose outcome is unknown may take
-//! effect at any time after its invocation, so the budget check may use it once to split the
+//! effect at any time after its invocation. So the budget check may use it once to split the
 //! guesses, and the checks that need an exact count skip the rest of its generation.
 
 use std::collections::BTreeMap;

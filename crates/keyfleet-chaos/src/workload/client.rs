@@ -290,7 +290,7 @@ impl Client {
     }
 
     /// Follows a leader hint, or moves to another node after a timeout or a lost connection,
-    /// and forgets the registration when the record may have changed under the client.
+    /// and clears the registration flag when the record may have changed under the client.
     fn after_error(&mut self, error: &CallError) {
         if let Outcome::Fail { reason, .. } = &error.outcome
             && reason == "LOCKED"
