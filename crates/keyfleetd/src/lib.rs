@@ -31,3 +31,12 @@ pub use config::{
 pub use logging::{NODE_LOG_FILTER, init_logging};
 pub use node::RunningNode;
 pub use service::NodeService;
+
+// The chaos suite's broken build must never be a release: the feature breaks the guess budget
+// on purpose.
+#[cfg(all(feature = "broken-count-guess-after-answer", not(debug_assertions)))]
+compile_error!(
+    "the feature broken-count-guess-after-answer breaks the guess budget on purpose for the \
+     chaos suite; build it only in a profile with debug assertions, such as dev or test, never \
+     for release"
+);

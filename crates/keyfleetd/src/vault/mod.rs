@@ -93,6 +93,13 @@ impl VaultService {
         limits: GuessLimits,
     ) -> Self {
         let lockouts = Lockouts::new(replica.clone(), core.ticket_ttl());
+        #[cfg(feature = "broken-count-guess-after-answer")]
+        tracing::error!(
+            node_id = replica.node_id,
+            "this keyfleetd build has the test-only feature broken-count-guess-after-answer: \
+             RecoveryStart answers before the guess is counted, so the guess budget does not \
+             hold; never run it with real records"
+        );
 
         Self {
             replica,

@@ -12,6 +12,9 @@ use tonic::Status;
 use super::auth::Caller;
 use super::{VaultService, request_id, status};
 
+#[cfg(feature = "broken-count-guess-after-answer")]
+mod answer_first;
+
 /// A guess that `ConsumeGuess` counted.
 struct CountedGuess {
     guesses_used: u32,
@@ -38,6 +41,13 @@ impl VaultService {
             &[&request.credential_request],
         )?;
         let vault = self.core.vault().await?;
+
+        #[cfg(feature = "broken-count-guess-after-answer")]
+        if self.believes_it_leads() {
+            return self
+                .answer_before_counting(caller, &request.credential_request, request_id, &vault)
+                .await;
+        }
 
         let counted = self.consume_guess(caller, request_id).await?;
         let stored = match &counted {

@@ -257,6 +257,11 @@ impl NodeProcess {
             .unwrap_or_else(|error| panic!("failed to poll node {}: {error}", self.id))
     }
 
+    /// Returns the process id while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

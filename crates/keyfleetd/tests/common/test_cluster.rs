@@ -284,6 +284,16 @@ impl TestCluster {
         self.node(id).run_recover_quorum(voters)
     }
 
+    /// Returns node `id`'s process id while it runs.
+    pub fn pid(&self, id: NodeId) -> Option<u32> {
+        self.node(id).pid()
+    }
+
+    /// Returns the path of node `id`'s log file.
+    pub fn log_path(&self, id: NodeId) -> std::path::PathBuf {
+        self.node(id).log_path()
+    }
+
     /// Kills node `id` with SIGKILL.
     pub fn kill(&mut self, id: NodeId) {
         self.node_mut(id).kill();
