@@ -49,6 +49,8 @@ pub(crate) enum Command {
     /// Initializes a new cluster and shows the nodes' Raft status, through the node API.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Measures recovery throughput and latency next to etcd and the OPAQUE crypto ceiling.
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

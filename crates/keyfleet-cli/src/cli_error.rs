@@ -53,6 +53,10 @@ pub(crate) enum CliError {
     /// No node reported a leader in time.
     #[error("{0}")]
     NotReady(String),
+
+    /// The benchmark failed to set up or run.
+    #[error(transparent)]
+    Bench(#[from] keyfleet_bench::BenchError),
 }
 
 impl CliError {
@@ -67,6 +71,8 @@ impl CliError {
             Self::Sdk(error) => sdk_exit(error),
             Self::Node(error) => node_exit(error),
             Self::NotReady(_) => Exit::Unavailable,
+            Self::Bench(keyfleet_bench::BenchError::Config { .. }) => Exit::Usage,
+            Self::Bench(_) => Exit::Failure,
         }
     }
 }

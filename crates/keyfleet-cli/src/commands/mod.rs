@@ -1,5 +1,6 @@
 //! The subcommands of `keyfleet`.
 
+pub(crate) mod bench;
 mod cluster;
 mod delete;
 mod recover;
@@ -23,5 +24,6 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Init(args)) => cluster::init(&args).await,
         Command::Cluster(ClusterCommand::Status(args)) => cluster::status(&args).await,
         Command::Cluster(ClusterCommand::WaitReady(args)) => cluster::wait_ready(&args).await,
+        Command::Bench(args) => bench::run(&args).await,
     }
 }
