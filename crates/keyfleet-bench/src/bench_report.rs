@@ -177,7 +177,7 @@ impl BenchReport {
     }
 }
 
-/// Writes one table row; `per_sec` replaces the summary's throughput when given.
+/// Writes one table row. `per_sec`, when given, replaces the summary's throughput.
 fn write_row(
     out: &mut String,
     label: &str,

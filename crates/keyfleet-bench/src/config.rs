@@ -26,10 +26,10 @@ pub struct BenchConfig {
     pub fsync_rounds: u32,
     /// Whether to run the etcd anchor.
     pub etcd: bool,
-    /// Argon2id parameters of the benchmark's clients; see the crate documentation.
+    /// Argon2id parameters of the benchmark's clients, as the crate documentation explains.
     pub client_ksf: KsfParams,
-    /// Directory for the local fleet, etcd and the fsync probe; a temporary directory when
-    /// unset.
+    /// Directory for the local fleet, etcd and the fsync probe. Unset, the benchmark makes a
+    /// temporary directory.
     pub work_dir: Option<PathBuf>,
 }
 

@@ -24,8 +24,8 @@ const PASSWORD: &[u8] = b"correct horse battery staple";
 pub struct CeilingSummary {
     /// Recoveries per second that one core completes: one over the mean server time.
     pub recoveries_per_sec_per_core: f64,
-    /// Server time of one recovery, both steps, in percentiles; `per_sec` counts wall time
-    /// including the untimed client steps.
+    /// Server time of one recovery, both steps, in percentiles. Its `per_sec` counts wall
+    /// time, which includes the untimed client steps.
     pub server_recovery: OpSummary,
     /// Time of one client Argon2id run at protocol version 1's parameters (64 MiB, t = 3,
     /// p = 4), in milliseconds, the median of the runs.
@@ -37,8 +37,8 @@ pub struct CeilingSummary {
 /// `ServerLogin::finish`. The client steps run between them, untimed, with `client_ksf`.
 ///
 /// opaque-ke derives the OPRF key in software from the server setup here, where the vault
-/// derives it in the HSM; the rest of the server work is the same suite, context and
-/// identifiers as the vault's.
+/// derives it in the HSM. The rest of the server work uses the same suite, context and
+/// identifiers as the vault.
 pub(crate) fn measure_ceiling(
     budget: Duration,
     client_ksf_params: KsfParams,

@@ -16,7 +16,7 @@ const WRITE_BYTES: usize = 4096;
 pub struct FsyncSummary {
     /// Directory the probe wrote in.
     pub dir: String,
-    /// Write and fdatasync latency percentiles; `per_sec` is syncs per second in a loop.
+    /// Write and fdatasync latency percentiles. `per_sec` counts syncs per second in a loop.
     pub latency: OpSummary,
 }
 

@@ -88,7 +88,7 @@ impl Drop for OwnedChild {
 }
 
 /// Returns a free port on 127.0.0.1, found by binding port 0. Another process may take it
-/// before the caller binds it; the callers then fail with the port named in their logs.
+/// before the caller binds it, and the caller then fails with the port named in its log.
 pub(crate) fn free_local_address() -> Result<SocketAddr, BenchError> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .map_err(|error| BenchError::io("bind a free port on", "127.0.0.1", error))?;

@@ -12,8 +12,8 @@ use crate::output::print_line;
 /// Options of `keyfleet bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Runs a few seconds with 4 clients and 8 users, to check that every part works; the
-    /// numbers mean nothing.
+    /// Runs a few seconds with 4 clients and 8 users, to check that every part works. Its
+    /// numbers are too short-lived to compare.
     #[arg(long)]
     pub(crate) smoke: bool,
 
@@ -21,7 +21,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub(crate) concurrency: usize,
 
-    /// Users registered before the recovery phases; at least the concurrency.
+    /// Users registered before the recovery phases, at least as many as the clients.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub(crate) users: usize,
 
