@@ -146,3 +146,94 @@ fn target(args: &BenchArgs) -> Result<FleetTarget, CliError> {
     }
     Ok(FleetTarget::Local { keyfleetd })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn bench_args(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let all = ["keyfleet", "bench"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(all)?.command {
+            Command::Bench(args) => Ok(args),
+            other => panic!("parsed {other:?}, expected the bench command"),
+        }
+    }
+
+    #[test]
+    fn remote_fleet_needs_tenant_key() {
+        let error = bench_args(&["--endpoints", "127.0.0.1:7201"]).unwrap_err();
+
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn remote_fleet_builds_target() {
+        let args = bench_args(&[
+            "--endpoints",
+            "127.0.0.1:7201,127.0.0.1:7202",
+            "--tenant-key",
+            "tenant.pem",
+            "--tenant",
+            "app",
+            "--fleet",
+            "fleet-1",
+        ])
+        .unwrap();
+
+        let config = config(&args).unwrap();
+
+        let FleetTarget::Remote(remote) = config.target else {
+            panic!("expected a remote fleet");
+        };
+        assert_eq!(remote.endpoints, ["127.0.0.1:7201", "127.0.0.1:7202"]);
+        assert_eq!(remote.tenant, "app");
+        assert_eq!(remote.fleet, "fleet-1");
+        assert_eq!(config.concurrency, 64);
+    }
+
+    #[test]
+    fn missing_keyfleetd_is_usage_error() {
+        let args = bench_args(&["--keyfleetd", "/nonexistent/keyfleetd"]).unwrap();
+
+        let error = config(&args).unwrap_err();
+
+        assert!(matches!(error, CliError::Usage(_)), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/keyfleetd"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn smoke_keeps_no_etcd() {
+        let args = bench_args(&[
+            "--smoke",
+            "--no-etcd",
+            "--endpoints",
+            "127.0.0.1:7201",
+            "--tenant-key",
+            "k.pem",
+            "--tenant",
+            "app",
+            "--fleet",
+            "f",
+        ])
+        .unwrap();
+
+        let config = config(&args).unwrap();
+
+        assert!(!config.etcd);
+        assert_eq!(
+            config.users,
+            BenchConfig::smoke(config.target.clone()).users
+        );
+    }
+}
