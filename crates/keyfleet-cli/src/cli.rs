@@ -56,6 +56,9 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Cluster(ClusterCommand),
 
+    /// Measures recovery throughput and latency next to etcd and the OPAQUE crypto ceiling.
+    Bench(crate::commands::bench::BenchArgs),
+
     // ---- Operator commands ----
     /// Prints every node's role, term, log indexes, lag, last contact, readiness and HSM
     /// health, and the cluster's failure tolerance; the exit code sums it up.

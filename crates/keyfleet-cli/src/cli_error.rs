@@ -73,6 +73,9 @@ pub(crate) enum CliError {
         #[source]
         source: keyfleet_raft::SnapshotFileError,
     },
+    /// The benchmark failed to set up or run.
+    #[error(transparent)]
+    Bench(#[from] keyfleet_bench::BenchError),
 }
 
 impl CliError {
@@ -91,6 +94,8 @@ impl CliError {
             Self::NoQuorum(_) => Exit::NoQuorum,
             Self::Rejected(_) => Exit::Rejected,
             Self::Snapshot { .. } => Exit::SnapshotInvalid,
+            Self::Bench(keyfleet_bench::BenchError::Config { .. }) => Exit::Usage,
+            Self::Bench(_) => Exit::Failure,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands of `keyfleet`.
 
+pub(crate) mod bench;
 mod cluster;
 mod delete;
 mod fleet_status;
@@ -36,5 +37,6 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Snapshot(SnapshotCommand::Save(args)) => snapshot::save(&args).await,
         Command::Snapshot(SnapshotCommand::Verify(args)) => snapshot::verify(&args),
         Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot::restore(&args).await,
+        Command::Bench(args) => bench::run(&args).await,
     }
 }
