@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::artifact::{FleetKeyArtifact, FleetPublicKey, KeyRole};
 
-/// How a key changed from one epoch to the next.
+/// The kind of change of one key from one epoch to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyChange {
