@@ -106,8 +106,8 @@ impl FleetKeyArtifact {
 
     /// Returns the canonical JSON encoding, whose SHA-256 is the artifact's digest.
     pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, ArtifactError> {
-        let value =
-            serde_json::to_value(self).map_err(|error| ArtifactError::Malformed(error.to_string()))?;
+        let value = serde_json::to_value(self)
+            .map_err(|error| ArtifactError::Malformed(error.to_string()))?;
         to_canonical_json(&value)
     }
 
@@ -211,7 +211,10 @@ pub fn validate_namespace(namespace: &str) -> Result<(), String> {
 
 fn validate_key(key: &FleetPublicKey) -> Result<(), ArtifactError> {
     if key.id.is_empty() || key.id.len() > 64 {
-        return Err(invalid(format!("key id {:?} must be 1 to 64 bytes", key.id)));
+        return Err(invalid(format!(
+            "key id {:?} must be 1 to 64 bytes",
+            key.id
+        )));
     }
     let expected_algorithm = match key.role {
         KeyRole::OpaqueServer => KeyAlgorithm::Ristretto255,

@@ -13,9 +13,19 @@ pub(crate) fn sample_artifact(epoch: u64) -> FleetKeyArtifact {
         },
         keys: vec![
             key(KeyRole::NodeSigning, "node-2", KeyAlgorithm::Ed25519, 0x22),
-            key(KeyRole::OpaqueServer, "opaque", KeyAlgorithm::Ristretto255, 0x01),
+            key(
+                KeyRole::OpaqueServer,
+                "opaque",
+                KeyAlgorithm::Ristretto255,
+                0x01,
+            ),
             key(KeyRole::NodeSigning, "node-1", KeyAlgorithm::Ed25519, 0x11),
-            key(KeyRole::FleetSigning, "operator", KeyAlgorithm::Ed25519, 0x02),
+            key(
+                KeyRole::FleetSigning,
+                "operator",
+                KeyAlgorithm::Ed25519,
+                0x02,
+            ),
         ],
     }
 }
@@ -95,7 +105,9 @@ fn parse_rejects_unknown_fields() {
 #[test]
 fn validate_rejects_bad_fields() {
     let mut no_opaque = sample_artifact(1);
-    no_opaque.keys.retain(|key| key.role != KeyRole::OpaqueServer);
+    no_opaque
+        .keys
+        .retain(|key| key.role != KeyRole::OpaqueServer);
     assert!(no_opaque.normalize().is_err());
 
     let mut duplicate = sample_artifact(1);

@@ -101,9 +101,9 @@ pub fn decode_hashes(field: &str, hashes: &[String]) -> Result<Vec<Hash>, Bundle
     hashes
         .iter()
         .map(|text| {
-            decode_base64(field, text)?.try_into().map_err(|_| {
-                BundleError::Malformed(format!("a hash in {field} is not 32 bytes"))
-            })
+            decode_base64(field, text)?
+                .try_into()
+                .map_err(|_| BundleError::Malformed(format!("a hash in {field} is not 32 bytes")))
         })
         .collect()
 }

@@ -104,15 +104,25 @@ mod tests {
     fn delta_lists_added_removed_changed() {
         let one = artifact(
             1,
-            &[(KeyRole::NodeSigning, "n1", 1), (KeyRole::NodeSigning, "n2", 2), (KeyRole::OpaqueServer, "o", 3)],
+            &[
+                (KeyRole::NodeSigning, "n1", 1),
+                (KeyRole::NodeSigning, "n2", 2),
+                (KeyRole::OpaqueServer, "o", 3),
+            ],
         );
         let two = artifact(
             2,
-            &[(KeyRole::NodeSigning, "n1", 1), (KeyRole::NodeSigning, "n3", 4), (KeyRole::OpaqueServer, "o", 5)],
+            &[
+                (KeyRole::NodeSigning, "n1", 1),
+                (KeyRole::NodeSigning, "n3", 4),
+                (KeyRole::OpaqueServer, "o", 5),
+            ],
         );
         let deltas = key_delta(Some(&one), &two);
-        let summary: Vec<(KeyChange, &str)> =
-            deltas.iter().map(|delta| (delta.change, delta.id.as_str())).collect();
+        let summary: Vec<(KeyChange, &str)> = deltas
+            .iter()
+            .map(|delta| (delta.change, delta.id.as_str()))
+            .collect();
         assert_eq!(
             summary,
             [

@@ -129,7 +129,9 @@ pub enum BundleError {
     },
     /// The checkpoint's tree size is not the bundle's epoch, so the log has dropped or added
     /// entries.
-    #[error("the witness log has {size} entries at epoch {epoch}; it must have exactly one per epoch")]
+    #[error(
+        "the witness log has {size} entries at epoch {epoch}; it must have exactly one per epoch"
+    )]
     LogSizeMismatch {
         /// Epoch of the bundle.
         epoch: u64,
@@ -156,7 +158,9 @@ pub enum BundleError {
         newest: u64,
     },
     /// Two different artifacts for one epoch: the witness log is forked.
-    #[error("forked log: epoch {epoch} was accepted with digest {seen}, now offered with {offered}")]
+    #[error(
+        "forked log: epoch {epoch} was accepted with digest {seen}, now offered with {offered}"
+    )]
     ForkedEpoch {
         /// The epoch.
         epoch: u64,

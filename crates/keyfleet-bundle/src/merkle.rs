@@ -80,7 +80,12 @@ pub fn consistency_proof(old_size: usize, leaves: &[Hash]) -> Result<Vec<Hash>, 
     Ok(path)
 }
 
-fn collect_subproof(old_size: usize, leaves: &[Hash], is_whole_old_tree: bool, path: &mut Vec<Hash>) {
+fn collect_subproof(
+    old_size: usize,
+    leaves: &[Hash],
+    is_whole_old_tree: bool,
+    path: &mut Vec<Hash>,
+) {
     let n = leaves.len();
     if old_size == n {
         if !is_whole_old_tree {

@@ -125,15 +125,21 @@ pub fn sign_note(text: &str, name: &str, key: &SigningKey) -> Result<String, Not
 /// Checks the signature of `verifier` on a signed note and returns the note's text.
 pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, NoteError> {
     let Some(split) = note.rfind("\n\n") else {
-        return Err(NoteError::Malformed("no blank line before the signatures".into()));
+        return Err(NoteError::Malformed(
+            "no blank line before the signatures".into(),
+        ));
     };
     let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
     if !note.ends_with('\n') {
-        return Err(NoteError::Malformed("the note must end with a newline".into()));
+        return Err(NoteError::Malformed(
+            "the note must end with a newline".into(),
+        ));
     }
     for line in signatures.lines() {
         let Some(rest) = line.strip_prefix(SIGNATURE_PREFIX) else {
-            return Err(NoteError::Malformed(format!("{line:?} is not a signature line")));
+            return Err(NoteError::Malformed(format!(
+                "{line:?} is not a signature line"
+            )));
         };
         let Some((name, blob_b64)) = rest.split_once(' ') else {
             return Err(NoteError::Malformed(format!("{line:?} has no signature")));
@@ -169,7 +175,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Returns the checkpoint's note text, three lines ending in newlines.
     pub fn to_note_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        )
     }
 
     /// Signs the checkpoint as a note.
@@ -199,7 +210,9 @@ impl Checkpoint {
             .decode(root)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| NoteError::Malformed("the root hash is not 32 bytes of base64".into()))?;
+            .ok_or_else(|| {
+                NoteError::Malformed("the root hash is not 32 bytes of base64".into())
+            })?;
         Ok(Self {
             origin: origin.into(),
             size,

@@ -132,8 +132,8 @@ impl TrustAnchors {
         if countersignature.is_empty() {
             return Err(BundleError::MissingCountersignature);
         }
-        let signature =
-            Signature::from_slice(&countersignature).map_err(|_| BundleError::BadCountersignature)?;
+        let signature = Signature::from_slice(&countersignature)
+            .map_err(|_| BundleError::BadCountersignature)?;
         self.operator
             .verify_strict(&countersignature_message(witness_signature), &signature)
             .map_err(|_| BundleError::BadCountersignature)

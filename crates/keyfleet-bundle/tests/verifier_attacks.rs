@@ -45,9 +45,14 @@ impl Fleet {
             name: WITNESS_NAME,
             key: &self.witness_key,
         };
-        let issued =
-            issue_bundle(&witness, FLEET_KEYS_NAMESPACE, &bytes, 1_790_000_000 + epoch, &self.leaves)
-                .unwrap();
+        let issued = issue_bundle(
+            &witness,
+            FLEET_KEYS_NAMESPACE,
+            &bytes,
+            1_790_000_000 + epoch,
+            &self.leaves,
+        )
+        .unwrap();
         self.leaves.push(issued.leaf);
         let mut bundle = issued.bundle;
         countersign(&mut bundle, &self.operator_key);
@@ -73,9 +78,24 @@ fn artifact(epoch: u64, node_fill: u8) -> FleetKeyArtifact {
             majority: 1,
         },
         keys: vec![
-            key(KeyRole::OpaqueServer, "opaque", KeyAlgorithm::Ristretto255, 0x01),
-            key(KeyRole::FleetSigning, "operator", KeyAlgorithm::Ed25519, 0x02),
-            key(KeyRole::NodeSigning, "node-1", KeyAlgorithm::Ed25519, node_fill),
+            key(
+                KeyRole::OpaqueServer,
+                "opaque",
+                KeyAlgorithm::Ristretto255,
+                0x01,
+            ),
+            key(
+                KeyRole::FleetSigning,
+                "operator",
+                KeyAlgorithm::Ed25519,
+                0x02,
+            ),
+            key(
+                KeyRole::NodeSigning,
+                "node-1",
+                KeyAlgorithm::Ed25519,
+                node_fill,
+            ),
         ],
     }
     .normalize()
@@ -116,19 +136,29 @@ fn rotation_is_accepted_over_the_air() {
 fn tampered_artifact_fails_digest() {
     let mut fleet = Fleet::new(1);
     let mut bundle = fleet.publish(0x11);
-    bundle.artifact = bundle.artifact.replace(&hex::encode([0x11; 32]), &hex::encode([0x66; 32]));
+    bundle.artifact = bundle
+        .artifact
+        .replace(&hex::encode([0x11; 32]), &hex::encode([0x66; 32]));
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::DigestMismatch { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::DigestMismatch { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn tampered_artifact_and_digest_fail_witness_signature() {
     let mut fleet = Fleet::new(1);
     let mut bundle = fleet.publish(0x11);
-    bundle.artifact = bundle.artifact.replace(&hex::encode([0x11; 32]), &hex::encode([0x66; 32]));
+    bundle.artifact = bundle
+        .artifact
+        .replace(&hex::encode([0x11; 32]), &hex::encode([0x66; 32]));
     bundle.digest = hex::encode(artifact_digest(bundle.artifact.as_bytes()));
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::BadWitnessSignature)), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::BadWitnessSignature)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -137,7 +167,10 @@ fn unknown_witness_key_is_rejected() {
     let bundle = rogue.publish(0x11);
     let pinned = Fleet::new(1).anchors();
     let result = pinned.verify(&bundle);
-    assert!(matches!(result, Err(BundleError::UnknownWitnessKey { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::UnknownWitnessKey { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -147,7 +180,10 @@ fn rogue_witness_claiming_pinned_key_id_fails_signature() {
     let pinned = Fleet::new(1).anchors();
     bundle.witness_key_id = hex::encode(pinned.witness.key_id());
     let result = pinned.verify(&bundle);
-    assert!(matches!(result, Err(BundleError::BadWitnessSignature)), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::BadWitnessSignature)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -156,7 +192,10 @@ fn missing_countersignature_is_rejected() {
     let mut bundle = fleet.publish(0x11);
     bundle.countersignature.clear();
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::MissingCountersignature)), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::MissingCountersignature)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -165,13 +204,19 @@ fn wrong_countersignature_is_rejected() {
     let mut bundle = fleet.publish(0x11);
     countersign(&mut bundle, &SigningKey::from_bytes(&[0x55; 32]));
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::BadCountersignature)), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::BadCountersignature)),
+        "{result:?}"
+    );
 
     // The operator's signature over the raw witness signature, without the context, fails.
     let raw = bundle.witness_signature_bytes().unwrap();
     bundle.countersignature = BASE64.encode(fleet.operator_key.sign(&raw).to_bytes());
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::BadCountersignature)), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::BadCountersignature)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -184,7 +229,10 @@ fn forked_epoch_is_rejected() {
     let mut verifier = BundleVerifier::new(log_a.anchors());
     verifier.accept(&seen).unwrap();
     let result = verifier.accept(&forked);
-    assert!(matches!(result, Err(BundleError::ForkedEpoch { epoch: 1, .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::ForkedEpoch { epoch: 1, .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -198,7 +246,10 @@ fn forked_history_fails_consistency() {
     verifier.accept(&seen).unwrap();
     let result = verifier.accept(&next_on_fork);
     assert!(
-        matches!(result, Err(BundleError::LogInconsistent { seen_epoch: 1, .. })),
+        matches!(
+            result,
+            Err(BundleError::LogInconsistent { seen_epoch: 1, .. })
+        ),
         "{result:?}"
     );
 }
@@ -212,7 +263,13 @@ fn replayed_older_epoch_is_rejected() {
     verifier.accept(&new).unwrap();
     let result = verifier.accept(&old);
     assert!(
-        matches!(result, Err(BundleError::StaleEpoch { epoch: 1, newest: 2 })),
+        matches!(
+            result,
+            Err(BundleError::StaleEpoch {
+                epoch: 1,
+                newest: 2
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(verifier.newest().unwrap().epoch(), 2);
@@ -258,7 +315,10 @@ fn log_dropping_an_entry_is_rejected() {
     verifier.accept(&first).unwrap();
     let result = verifier.accept(&bundle);
     assert!(
-        matches!(result, Err(BundleError::LogSizeMismatch { epoch: 3, size: 2 })),
+        matches!(
+            result,
+            Err(BundleError::LogSizeMismatch { epoch: 3, size: 2 })
+        ),
         "{result:?}"
     );
 }
@@ -271,7 +331,10 @@ fn statement_outside_log_fails_inclusion() {
     bundle.inclusion_proof.reverse();
     bundle.inclusion_proof[0] = BASE64.encode([0u8; 32]);
     let result = fleet.anchors().verify(&bundle);
-    assert!(matches!(result, Err(BundleError::NotIncluded(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::NotIncluded(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -281,7 +344,10 @@ fn wrong_opaque_server_key_is_rejected() {
     let verified = fleet.anchors().verify(&bundle).unwrap();
     let result = verified.check_opaque_server_key(&[0x02; 32]);
     assert!(
-        matches!(result, Err(BundleError::OpaqueServerKeyMismatch { epoch: 1 })),
+        matches!(
+            result,
+            Err(BundleError::OpaqueServerKeyMismatch { epoch: 1 })
+        ),
         "{result:?}"
     );
 }
@@ -293,5 +359,8 @@ fn other_namespace_is_rejected() {
     let mut anchors = fleet.anchors();
     anchors.namespace = "other.ns".into();
     let result = anchors.verify(&bundle);
-    assert!(matches!(result, Err(BundleError::NamespaceMismatch { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(BundleError::NamespaceMismatch { .. })),
+        "{result:?}"
+    );
 }

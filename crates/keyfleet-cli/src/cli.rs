@@ -22,7 +22,9 @@ Exit codes:
   4  the record is locked after too many wrong passwords
   5  the vault is unavailable
   6  the token is invalid, expired, or not for this user, or the admin token is wrong
-  7  an invalid argument, such as a secret of the wrong size";
+  7  an invalid argument, such as a secret of the wrong size
+  8  a fleet key check failed: `keyfleet audit` or `keyfleet fleet verify` names the check
+     and the epoch";
 
 /// The `keyfleet` command.
 #[derive(Debug, Parser)]
@@ -49,6 +51,13 @@ pub(crate) enum Command {
     /// Initializes a new cluster and shows the nodes' Raft status, through the node API.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+
+    // Fleet key validation: the witness log audit and the operator's publishing commands.
+    /// Verifies a fleet's witness log end to end and prints the key changes by epoch.
+    Audit(crate::cli_witness::AuditArgs),
+    /// Publishes and verifies fleet key epochs.
+    #[command(subcommand)]
+    Fleet(crate::cli_witness::FleetCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,15 @@ pub(crate) enum CliError {
     /// No node reported a leader in time.
     #[error("{0}")]
     NotReady(String),
+
+    /// A fleet key check failed: a bundle or the witness log is not what the pinned keys
+    /// allow.
+    #[error("{0}")]
+    CheckFailed(String),
+
+    /// A witness call failed.
+    #[error(transparent)]
+    Witness(#[from] keyfleet_witness::WitnessCallError),
 }
 
 impl CliError {
@@ -67,6 +76,8 @@ impl CliError {
             Self::Sdk(error) => sdk_exit(error),
             Self::Node(error) => node_exit(error),
             Self::NotReady(_) => Exit::Unavailable,
+            Self::CheckFailed(_) => Exit::CheckFailed,
+            Self::Witness(error) => witness_exit(error),
         }
     }
 }
@@ -90,6 +101,23 @@ fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
         } => Exit::InvalidArgument,
         ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. } => Exit::Unavailable,
         _ => Exit::Failure,
+    }
+}
+
+fn witness_exit(error: &keyfleet_witness::WitnessCallError) -> Exit {
+    use keyfleet_witness::WitnessCallError;
+    use tonic::Code;
+
+    match error {
+        WitnessCallError::Endpoint { .. } => Exit::Usage,
+        WitnessCallError::Status { status, .. } => match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded => Exit::Unavailable,
+            Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
+                Exit::InvalidArgument
+            }
+            _ => Exit::Failure,
+        },
+        WitnessCallError::Malformed { .. } => Exit::CheckFailed,
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) enum Exit {
     Unavailable = 5,
     Unauthenticated = 6,
     InvalidArgument = 7,
+    CheckFailed = 8,
 }
 
 impl Exit {

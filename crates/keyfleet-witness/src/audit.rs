@@ -197,7 +197,13 @@ async fn audit_entry(
         &entry.inclusion_proof,
         &latest.root,
     )
-    .map_err(|error| failed(epoch, "inclusion", format!("not in the newest checkpoint: {error}")))?;
+    .map_err(|error| {
+        failed(
+            epoch,
+            "inclusion",
+            format!("not in the newest checkpoint: {error}"),
+        )
+    })?;
 
     check_consistency(client, &verified.checkpoint, latest, epoch).await?;
     Ok(verified)
@@ -226,16 +232,18 @@ async fn check_consistency(
     } else {
         client.consistency_proof(older.size, latest.size).await?
     };
-    verify_consistency(older.size, latest.size, &older.root, &latest.root, &proof).map_err(|error| {
-        failed(
-            epoch,
-            "consistency",
-            format!(
-                "the log at {} entries does not extend its checkpoint at {}: {error}",
-                latest.size, older.size
-            ),
-        )
-    })
+    verify_consistency(older.size, latest.size, &older.root, &latest.root, &proof).map_err(
+        |error| {
+            failed(
+                epoch,
+                "consistency",
+                format!(
+                    "the log at {} entries does not extend its checkpoint at {}: {error}",
+                    latest.size, older.size
+                ),
+            )
+        },
+    )
 }
 
 /// Checks a bundle seen elsewhere: it must verify, and the log must hold the same artifact at
@@ -247,7 +255,9 @@ async fn cross_check_seen_bundle(
     seen: &ValidationBundle,
 ) -> Result<(), AuditError> {
     let epoch = seen.epoch;
-    let verified = anchors.verify(seen).map_err(|error| bundle_failed(epoch, error))?;
+    let verified = anchors
+        .verify(seen)
+        .map_err(|error| bundle_failed(epoch, error))?;
     check_consistency(client, &verified.checkpoint, latest, epoch).await?;
     let entry = client.entry(epoch, latest.size).await?;
     if entry.bundle.digest != seen.digest {

@@ -83,7 +83,10 @@ impl WitnessClient {
     }
 
     /// Witnesses the next artifact; see the `WitnessArtifact` RPC.
-    pub async fn witness_artifact(&mut self, artifact: &[u8]) -> Result<ValidationBundle, WitnessCallError> {
+    pub async fn witness_artifact(
+        &mut self,
+        artifact: &[u8],
+    ) -> Result<ValidationBundle, WitnessCallError> {
         const CALL: &str = "WitnessArtifact";
         let response = self
             .grpc
@@ -130,7 +133,11 @@ impl WitnessClient {
     }
 
     /// Returns the entry of `epoch` with its inclusion proof into the tree of `tree_size`.
-    pub async fn entry(&mut self, epoch: u64, tree_size: u64) -> Result<LogEntry, WitnessCallError> {
+    pub async fn entry(
+        &mut self,
+        epoch: u64,
+        tree_size: u64,
+    ) -> Result<LogEntry, WitnessCallError> {
         const CALL: &str = "GetEntry";
         let response = self
             .grpc

@@ -66,7 +66,10 @@ storage_from!(
 impl From<WitnessError> for tonic::Status {
     fn from(error: WitnessError) -> Self {
         let message = error.to_string();
-        if !matches!(error, WitnessError::KeyFile { .. } | WitnessError::Storage(_)) {
+        if !matches!(
+            error,
+            WitnessError::KeyFile { .. } | WitnessError::Storage(_)
+        ) {
             tracing::warn!(error = %message, "witness rejected a request");
         }
         match error {

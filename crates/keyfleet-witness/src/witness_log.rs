@@ -85,7 +85,10 @@ impl WitnessLog {
         let digest = artifact_digest(artifact_bytes);
 
         let mut all_leaves = self.leaves.lock().unwrap_or_else(PoisonError::into_inner);
-        let leaves = all_leaves.get(namespace).map(Vec::as_slice).unwrap_or_default();
+        let leaves = all_leaves
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if let Some(epoch) = self.logged_epoch(namespace, &digest)? {
             if epoch == leaves.len() as u64 {
                 return self.stored_bundle(namespace, epoch);
@@ -173,7 +176,11 @@ impl WitnessLog {
         tree_size: u64,
     ) -> Result<(ValidationBundle, Vec<Hash>, u64), WitnessError> {
         let leaves = self.namespace_leaves(namespace)?;
-        let size = if tree_size == 0 { leaves.len() as u64 } else { tree_size };
+        let size = if tree_size == 0 {
+            leaves.len() as u64
+        } else {
+            tree_size
+        };
         if epoch == 0 || epoch > size || size > leaves.len() as u64 {
             return Err(WitnessError::NotFound(format!(
                 "epoch {epoch} is not in a tree of {size} entries; the log of {namespace} has {}",
@@ -201,8 +208,10 @@ impl WitnessLog {
                 leaves.len()
             )));
         }
-        Ok(consistency_proof(old_size as usize, &leaves[..new_size as usize])
-            .expect("the sizes were checked"))
+        Ok(
+            consistency_proof(old_size as usize, &leaves[..new_size as usize])
+                .expect("the sizes were checked"),
+        )
     }
 
     fn identity(&self) -> WitnessIdentity<'_> {
@@ -214,10 +223,9 @@ impl WitnessLog {
 
     fn namespace_leaves(&self, namespace: &str) -> Result<Vec<Hash>, WitnessError> {
         let leaves = self.leaves.lock().unwrap_or_else(PoisonError::into_inner);
-        leaves
-            .get(namespace)
-            .cloned()
-            .ok_or_else(|| WitnessError::NotFound(format!("the witness has no log for {namespace:?}")))
+        leaves.get(namespace).cloned().ok_or_else(|| {
+            WitnessError::NotFound(format!("the witness has no log for {namespace:?}"))
+        })
     }
 
     fn logged_epoch(&self, namespace: &str, digest: &[u8]) -> Result<Option<u64>, WitnessError> {
@@ -239,7 +247,10 @@ impl WitnessLog {
     }
 }
 
-fn check_countersignature(bundle: &ValidationBundle, countersignature: &[u8]) -> Result<(), WitnessError> {
+fn check_countersignature(
+    bundle: &ValidationBundle,
+    countersignature: &[u8],
+) -> Result<(), WitnessError> {
     let artifact = FleetKeyArtifact::from_canonical_bytes(bundle.artifact.as_bytes())
         .map_err(|error| WitnessError::Storage(error.to_string()))?;
     let key_hex = artifact

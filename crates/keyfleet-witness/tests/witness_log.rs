@@ -31,14 +31,24 @@ fn artifact_bytes(epoch: u64, node_fill: u8) -> Vec<u8> {
             majority: 1,
         },
         keys: vec![
-            key(KeyRole::OpaqueServer, "opaque", KeyAlgorithm::Ristretto255, hex::encode([1; 32])),
+            key(
+                KeyRole::OpaqueServer,
+                "opaque",
+                KeyAlgorithm::Ristretto255,
+                hex::encode([1; 32]),
+            ),
             key(
                 KeyRole::FleetSigning,
                 "operator",
                 KeyAlgorithm::Ed25519,
                 hex::encode(operator_key().verifying_key().as_bytes()),
             ),
-            key(KeyRole::NodeSigning, "node-1", KeyAlgorithm::Ed25519, hex::encode([node_fill; 32])),
+            key(
+                KeyRole::NodeSigning,
+                "node-1",
+                KeyAlgorithm::Ed25519,
+                hex::encode([node_fill; 32]),
+            ),
         ],
     }
     .normalize()
@@ -57,7 +67,8 @@ fn countersign(log: &WitnessLog, epoch: u64) {
     let signature = operator_key().sign(&countersignature_message(
         &bundle.witness_signature_bytes().unwrap(),
     ));
-    log.add_countersignature(NS, epoch, &signature.to_bytes()).unwrap();
+    log.add_countersignature(NS, epoch, &signature.to_bytes())
+        .unwrap();
 }
 
 fn anchors(log: &WitnessLog) -> TrustAnchors {
@@ -73,7 +84,9 @@ fn log_appends_consecutive_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
     for epoch in 1..=3 {
-        let bundle = log.witness(NS, &artifact_bytes(epoch, epoch as u8), 100 + epoch).unwrap();
+        let bundle = log
+            .witness(NS, &artifact_bytes(epoch, epoch as u8), 100 + epoch)
+            .unwrap();
         assert_eq!(bundle.epoch, epoch);
         countersign(&log, epoch);
         let (stored, _, _) = log.entry(NS, epoch, 0).unwrap();
@@ -87,7 +100,10 @@ fn log_rejects_skipped_epoch() {
     let log = open(dir.path());
     log.witness(NS, &artifact_bytes(1, 1), 100).unwrap();
     let result = log.witness(NS, &artifact_bytes(3, 3), 101);
-    assert!(matches!(result, Err(WitnessError::EpochRule(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WitnessError::EpochRule(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -96,7 +112,10 @@ fn log_rejects_second_artifact_for_epoch() {
     let log = open(dir.path());
     log.witness(NS, &artifact_bytes(1, 1), 100).unwrap();
     let result = log.witness(NS, &artifact_bytes(1, 9), 101);
-    assert!(matches!(result, Err(WitnessError::EpochRule(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WitnessError::EpochRule(_))),
+        "{result:?}"
+    );
     let (stored, _, _) = log.entry(NS, 1, 0).unwrap();
     assert_eq!(stored.artifact.as_bytes(), artifact_bytes(1, 1));
 }
@@ -108,7 +127,10 @@ fn log_rejects_logged_digest_at_later_epoch() {
     log.witness(NS, &artifact_bytes(1, 1), 100).unwrap();
     log.witness(NS, &artifact_bytes(2, 2), 101).unwrap();
     let result = log.witness(NS, &artifact_bytes(1, 1), 102);
-    assert!(matches!(result, Err(WitnessError::EpochRule(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WitnessError::EpochRule(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -129,13 +151,19 @@ fn log_rejects_bad_countersignature() {
         &bundle.witness_signature_bytes().unwrap(),
     ));
     let result = log.add_countersignature(NS, 1, &rogue.to_bytes());
-    assert!(matches!(result, Err(WitnessError::Invalid(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WitnessError::Invalid(_))),
+        "{result:?}"
+    );
 
     countersign(&log, 1);
     let other = operator_key().sign(b"something else");
     let result = log.add_countersignature(NS, 1, &other.to_bytes());
     assert!(
-        matches!(result, Err(WitnessError::CountersignatureExists { epoch: 1, .. })),
+        matches!(
+            result,
+            Err(WitnessError::CountersignatureExists { epoch: 1, .. })
+        ),
         "{result:?}"
     );
 }
@@ -160,7 +188,10 @@ fn log_survives_restart() {
     let bundle = log.witness(NS, &artifact_bytes(3, 3), 102).unwrap();
     assert_eq!(bundle.epoch, 3);
     let result = log.witness(NS, &artifact_bytes(2, 9), 103);
-    assert!(matches!(result, Err(WitnessError::EpochRule(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(WitnessError::EpochRule(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -169,6 +200,12 @@ fn log_keeps_namespaces_apart() {
     let log = open(dir.path());
     log.witness(NS, &artifact_bytes(1, 1), 100).unwrap();
     let result = log.witness("other.ns", &artifact_bytes(1, 1), 100);
-    assert!(matches!(result, Err(WitnessError::Invalid(_))), "{result:?}");
-    assert!(matches!(log.checkpoint("other.ns"), Err(WitnessError::NotFound(_))));
+    assert!(
+        matches!(result, Err(WitnessError::Invalid(_))),
+        "{result:?}"
+    );
+    assert!(matches!(
+        log.checkpoint("other.ns"),
+        Err(WitnessError::NotFound(_))
+    ));
 }

@@ -75,9 +75,19 @@ fn artifact_bytes(epoch: u64) -> Vec<u8> {
             majority: 1,
         },
         keys: vec![
-            key(KeyRole::OpaqueServer, "opaque", KeyAlgorithm::Ristretto255, 1),
+            key(
+                KeyRole::OpaqueServer,
+                "opaque",
+                KeyAlgorithm::Ristretto255,
+                1,
+            ),
             key(KeyRole::FleetSigning, "operator", KeyAlgorithm::Ed25519, 2),
-            key(KeyRole::NodeSigning, "node-1", KeyAlgorithm::Ed25519, epoch as u8),
+            key(
+                KeyRole::NodeSigning,
+                "node-1",
+                KeyAlgorithm::Ed25519,
+                epoch as u8,
+            ),
         ],
     }
     .normalize()
@@ -108,8 +118,16 @@ async fn witness_keeps_log_across_restart() {
     assert_eq!(entry.bundle.epoch, 1);
     assert_eq!(entry.tree_size, 2);
 
-    let error = client.witness_artifact(&artifact_bytes(4)).await.unwrap_err();
-    assert!(error.to_string().contains("next artifact must have epoch 3"), "{error}");
+    let error = client
+        .witness_artifact(&artifact_bytes(4))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("next artifact must have epoch 3"),
+        "{error}"
+    );
     let bundle = client.witness_artifact(&artifact_bytes(3)).await.unwrap();
     assert_eq!(bundle.epoch, 3);
 }

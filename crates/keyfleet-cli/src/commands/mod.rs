@@ -2,6 +2,7 @@
 
 mod cluster;
 mod delete;
+mod fleet;
 mod recover;
 mod register;
 mod state;
@@ -10,6 +11,7 @@ mod vault_session;
 
 use crate::cli::{ClusterCommand, Command, TokenCommand};
 use crate::cli_error::CliError;
+use crate::cli_witness::FleetCommand;
 
 /// Runs the parsed command.
 pub(crate) async fn run(command: Command) -> Result<(), CliError> {
@@ -23,5 +25,9 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Init(args)) => cluster::init(&args).await,
         Command::Cluster(ClusterCommand::Status(args)) => cluster::status(&args).await,
         Command::Cluster(ClusterCommand::WaitReady(args)) => cluster::wait_ready(&args).await,
+        Command::Audit(args) => fleet::audit(&args).await,
+        Command::Fleet(FleetCommand::Keygen(args)) => fleet::keygen(&args),
+        Command::Fleet(FleetCommand::Publish(args)) => fleet::publish(&args).await,
+        Command::Fleet(FleetCommand::Verify(args)) => fleet::verify(&args),
     }
 }
