@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 /// How the front alters the real witness's responses.
 #[derive(Debug, Clone)]
-pub enum Tamper {
+pub(crate) enum Tamper {
     /// Replaces `from` with `to` in the artifact of entry `epoch`.
     EditArtifact {
         epoch: u64,
@@ -44,15 +44,15 @@ struct TamperingWitness {
 
 /// A running front; dropping it stops the server.
 #[derive(Debug)]
-pub struct TamperingFront {
-    pub address: SocketAddr,
+pub(crate) struct TamperingFront {
+    pub(crate) address: SocketAddr,
     tamper: Arc<Mutex<Option<Tamper>>>,
     _stop: oneshot::Sender<()>,
 }
 
 impl TamperingFront {
     /// Starts a front on 127.0.0.1 for the witness at `upstream`.
-    pub async fn start(upstream: SocketAddr) -> Self {
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
         let channel = Channel::from_shared(format!("http://{upstream}"))
             .unwrap()
             .connect_lazy();
@@ -81,7 +81,7 @@ impl TamperingFront {
     }
 
     /// Sets the alteration for the following calls.
-    pub fn set(&self, tamper: Tamper) {
+    pub(crate) fn set(&self, tamper: Tamper) {
         *self.tamper.lock().unwrap() = Some(tamper);
     }
 }
