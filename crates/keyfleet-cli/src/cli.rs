@@ -28,6 +28,8 @@ Exit codes:
   10 the cluster rejected the change: a restore that would roll guess counts back, a
      membership change it cannot make now
   11 the snapshot file is invalid, corrupt, or of an unsupported version
+  12 a fleet key check failed: `keyfleet audit` or `keyfleet fleet verify` names the check
+     and the epoch
 Status exits 0 when every voter is reachable and ready, and 5 when no node responds.";
 
 /// The `keyfleet` command.
@@ -58,6 +60,13 @@ pub(crate) enum Command {
 
     /// Measures recovery throughput and latency next to etcd and the OPAQUE crypto ceiling.
     Bench(crate::commands::bench::BenchArgs),
+
+    // Fleet key validation: the witness log audit and the operator's publishing commands.
+    /// Verifies a fleet's witness log end to end and prints the key changes by epoch.
+    Audit(crate::cli_witness::AuditArgs),
+    /// Publishes and verifies fleet key epochs.
+    #[command(subcommand)]
+    Fleet(crate::cli_witness::FleetCommand),
 
     // ---- Operator commands ----
     /// Prints every node's role, term, log indexes, lag, last contact, readiness and HSM

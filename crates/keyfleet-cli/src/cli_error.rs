@@ -76,6 +76,14 @@ pub(crate) enum CliError {
     /// The benchmark failed to set up or run.
     #[error(transparent)]
     Bench(#[from] keyfleet_bench::BenchError),
+    /// A fleet key check failed: a bundle or the witness log is not what the pinned keys
+    /// allow.
+    #[error("{0}")]
+    CheckFailed(String),
+
+    /// A witness call failed.
+    #[error(transparent)]
+    Witness(#[from] keyfleet_witness::WitnessCallError),
 }
 
 impl CliError {
@@ -96,6 +104,8 @@ impl CliError {
             Self::Snapshot { .. } => Exit::SnapshotInvalid,
             Self::Bench(keyfleet_bench::BenchError::Config { .. }) => Exit::Usage,
             Self::Bench(_) => Exit::Failure,
+            Self::CheckFailed(_) => Exit::CheckFailed,
+            Self::Witness(error) => witness_exit(error),
         }
     }
 }
@@ -123,6 +133,23 @@ fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
         } => Exit::Rejected,
         ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. } => Exit::Unavailable,
         _ => Exit::Failure,
+    }
+}
+
+fn witness_exit(error: &keyfleet_witness::WitnessCallError) -> Exit {
+    use keyfleet_witness::WitnessCallError;
+    use tonic::Code;
+
+    match error {
+        WitnessCallError::Endpoint { .. } => Exit::Usage,
+        WitnessCallError::Status { status, .. } => match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded => Exit::Unavailable,
+            Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
+                Exit::InvalidArgument
+            }
+            _ => Exit::Failure,
+        },
+        WitnessCallError::Malformed { .. } => Exit::CheckFailed,
     }
 }
 

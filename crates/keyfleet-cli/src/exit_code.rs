@@ -15,6 +15,7 @@ pub(crate) enum Exit {
     NoQuorum = 9,
     Rejected = 10,
     SnapshotInvalid = 11,
+    CheckFailed = 12,
 }
 
 impl Exit {

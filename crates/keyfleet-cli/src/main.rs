@@ -4,6 +4,7 @@
 
 mod cli;
 mod cli_error;
+mod cli_witness;
 mod commands;
 mod exit_code;
 mod output;

@@ -5,6 +5,7 @@ mod cluster;
 mod delete;
 mod fleet_status;
 mod members;
+mod fleet;
 mod recover;
 mod register;
 mod snapshot;
@@ -14,6 +15,7 @@ mod vault_session;
 
 use crate::cli::{ClusterCommand, Command, MembersCommand, SnapshotCommand, TokenCommand};
 use crate::cli_error::CliError;
+use crate::cli_witness::FleetCommand;
 
 /// Runs the parsed command.
 pub(crate) async fn run(command: Command) -> Result<(), CliError> {
@@ -38,5 +40,9 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Snapshot(SnapshotCommand::Verify(args)) => snapshot::verify(&args),
         Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot::restore(&args).await,
         Command::Bench(args) => bench::run(&args).await,
+        Command::Audit(args) => fleet::audit(&args).await,
+        Command::Fleet(FleetCommand::Keygen(args)) => fleet::keygen(&args),
+        Command::Fleet(FleetCommand::Publish(args)) => fleet::publish(&args).await,
+        Command::Fleet(FleetCommand::Verify(args)) => fleet::verify(&args),
     }
 }
