@@ -82,7 +82,8 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MembersCommand {
-    /// Lists the voters and learners, as the leader (or the most recent term) sees them.
+    /// Lists the voters and learners in the membership of the leader, or else of the node with
+    /// the highest term.
     List(EndpointArgs),
     /// Adds a node as a learner, waits until it has caught up, then makes it a voter.
     Add(MembersAddArgs),

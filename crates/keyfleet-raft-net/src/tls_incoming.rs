@@ -21,6 +21,8 @@ const ACCEPTED_BACKLOG: usize = 64;
 ///
 /// A failed handshake, such as a peer whose certificate the verifier rejects, is logged at
 /// warning level with the peer address and dropped: tonic never sees it.
+// NOTE: each failed handshake logs one line without rate limiting, and handshakes in progress
+// are bounded only by HANDSHAKE_TIMEOUT, not by count.
 pub fn tls_incoming(
     listener: TcpListener,
     config: Arc<TlsConfigCell<ServerConfig>>,

@@ -19,7 +19,7 @@ use crate::type_config::LogId;
 use crate::type_config::NodeId;
 use crate::type_config::Vote;
 
-/// What [`force_voters`] changed.
+/// Changes made by [`force_voters`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumRecovery {
     /// Voters of the membership that was in effect.
@@ -33,9 +33,9 @@ pub struct QuorumRecovery {
 /// Error of [`force_voters`].
 #[derive(Debug, thiserror::Error)]
 pub enum QuorumRecoveryError {
-    /// The data directory holds no Raft log.
+    /// The data directory contains no Raft log.
     #[error(
-        "{path} holds no Raft log ({LOG_FILE_NAME}); run recover-quorum on a surviving node's \
+        "{path} contains no Raft log ({LOG_FILE_NAME}); run recover-quorum on a surviving node's \
          data directory"
     )]
     NoData {
@@ -64,7 +64,7 @@ pub enum QuorumRecoveryError {
     UnknownMember {
         /// The unknown node.
         node_id: NodeId,
-        /// Members the node knows.
+        /// Members of this node's membership.
         members: BTreeSet<NodeId>,
     },
 
@@ -77,9 +77,9 @@ pub enum QuorumRecoveryError {
 /// appending a membership entry to its log. Run it only while the node is stopped.
 ///
 /// Run it on one survivor only, the one with the most up-to-date log. The entry carries a term
-/// one above every term the node has seen and this node as its leader, so it cannot share a log
-/// id with an entry some other leader wrote, and this node's log wins every election against
-/// the other survivors, which then receive the new membership from it. The node votes for
+/// one above every term the node has seen, and this node as its leader, so it cannot share a
+/// log id with an entry that another leader wrote. This node's log then wins every election
+/// against the other survivors, which receive the new membership from it. The node votes for
 /// itself in that term. That leader commits every entry its log holds, including entries that
 /// never reached a majority before: a write whose client saw an error or a timeout may still
 /// take effect.

@@ -63,8 +63,8 @@ pub(crate) fn restore<T: VaultTables>(
 }
 
 /// Returns the users, ordered by id, to whom the image would give guesses that the current
-/// state does not: a registered record with fewer guesses used than the current registered
-/// record, or one where the current record is locked or deleted.
+/// state does not. That is a registered record with fewer guesses used than the current
+/// registered record, or a registered record where the current one is locked or deleted.
 fn find_rollbacks<T: VaultTables>(tables: &T, image: &VaultImage) -> Result<Vec<UserId>, T::Error> {
     let mut users = Vec::new();
 

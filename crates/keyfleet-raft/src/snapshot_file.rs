@@ -21,10 +21,11 @@ const HASH_LEN: usize = 32;
 
 /// A saved vault state with its identity.
 ///
-/// Layout, integers big-endian: magic `KFSNAPSH`, `u16` file version, `u16` fleet id length,
-/// the fleet id in UTF-8, `u64` last log term, `u64` last log index, `u64` creation time in
-/// Unix seconds, `u64` body length, the SHA-256 digest of every byte before it and of the body,
-/// and the body: the snapshot data of [`VaultImage::encode`].
+/// The layout, with big-endian integers, is the magic `KFSNAPSH`, a `u16` file version, a `u16`
+/// fleet id length, the fleet id in UTF-8, and `u64` fields for the last log term, the last log
+/// index, the creation time in Unix seconds and the body length. Then come the SHA-256 digest of
+/// every byte before it and of the body, and the body, the snapshot data of
+/// [`VaultImage::encode`].
 ///
 /// The digest detects corruption and accidental edits. It is no signature: whoever can write the
 /// file can recompute it, so keep snapshot files where only operators can write them.
@@ -75,7 +76,7 @@ pub enum SnapshotFileError {
     /// The fleet id in the header is not valid.
     #[error("the fleet id in the snapshot header is invalid: {reason}")]
     InvalidFleetId {
-        /// What is wrong with it.
+        /// Reason the fleet id is invalid.
         reason: String,
     },
 

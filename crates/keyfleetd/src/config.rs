@@ -51,8 +51,8 @@ pub struct NodeConfig {
     pub grpc_reflection: bool,
     #[serde(default)]
     pub raft: RaftSettings,
-    /// TLS of the Raft and API ports. A missing section is an error, so that plaintext is
-    /// always an explicit choice.
+    /// TLS of the Raft and API ports. A node does not start without TLS files or the explicit
+    /// `insecure_plaintext = true`; the `keys` commands do not read the section.
     #[serde(default)]
     pub tls: TlsSettings,
     pub hsm: HsmConfig,
@@ -215,7 +215,6 @@ impl NodeConfig {
             ));
         }
         self.check_vault()?;
-        self.tls.mode()?;
         self.hsm
             .resolve()
             .map(drop)
@@ -376,10 +375,6 @@ mod tests {
                 format!("{VALID}\n[[vault.tenants]]\nid = \"app\"\npublic_key = \"abcd\""),
                 "vault.tenants \"app\": public_key",
             ),
-            (
-                VALID.replace("cert = \"/etc/keyfleet/node-2.pem\"", ""),
-                "[tls] needs ca_cert, cert and key",
-            ),
         ];
 
         for (text, expected) in cases {
@@ -398,6 +393,20 @@ mod tests {
         assert_eq!(config.node_id, 1);
         assert_eq!(config.raft.heartbeat_interval_ms, 250);
         assert_eq!(config.hsm.token_label.as_deref(), Some("keyfleet-node-1"));
+    }
+
+    #[test]
+    fn missing_tls_files_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = VALID.replace("cert = \"/etc/keyfleet/node-2.pem\"", "");
+
+        let config = NodeConfig::load(&write(dir.path(), &text)).unwrap();
+        let error = config.tls.mode().unwrap_err();
+
+        assert!(
+            error.contains("[tls] needs ca_cert, cert and key"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 pub(crate) struct NodeHealth {
     /// Whether readiness is SERVING.
     pub(crate) ready: bool,
-    /// Why the node is not ready; empty while it is.
+    /// Reason the node is not ready, empty while it is ready.
     pub(crate) readiness_reason: String,
     /// Error of the last HSM probe, `None` when it succeeded.
     pub(crate) hsm_error: Option<String>,

@@ -40,7 +40,7 @@ async fn status_shows_replication_and_hsm() {
             .wait_for_status(id, "an HSM probe result", |status| status.hsm_healthy)
             .await;
         assert!(status.hsm_error.is_empty(), "{status:?}");
-        // These nodes have no fleet keys, so they are never ready, and say why.
+        // These nodes have no fleet keys, so they are never ready, and report the reason.
         assert!(!status.ready, "{status:?}");
         assert!(!status.readiness_reason.is_empty(), "{status:?}");
         if id != leader {
@@ -188,9 +188,9 @@ async fn lost_quorum_recovers_on_survivor() {
     cluster.kill(3);
     cluster.terminate(1).await;
 
-    let refused = cluster.recover_quorum(1, "2");
+    let rejected = cluster.recover_quorum(1, "2");
     assert!(
-        !refused.status.success(),
+        !rejected.status.success(),
         "a voter list without this node must fail"
     );
 

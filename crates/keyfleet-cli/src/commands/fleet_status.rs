@@ -29,13 +29,13 @@ impl Health {
     }
 }
 
-/// What one node returned, or why it did not.
+/// Status of one node, or the error of the call.
 struct NodeView {
     address: String,
     status: Result<StatusResponse, String>,
 }
 
-/// The verdict over every node that was asked.
+/// Health verdict over every node whose status was requested.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Verdict {
     pub(super) health: Health,
@@ -76,14 +76,15 @@ pub(super) async fn run(args: &EndpointArgs) -> Result<(), CliError> {
     }
 }
 
-/// Asks every endpoint, then every member the answers name that was not asked yet.
+/// Requests the status of every endpoint, and then of every member that the returned
+/// memberships name and that was not requested yet.
 async fn collect(client: &FleetClient, endpoints: &[String]) -> Vec<NodeView> {
     let mut views = Vec::new();
-    let mut asked: BTreeSet<String> = BTreeSet::new();
+    let mut requested: BTreeSet<String> = BTreeSet::new();
     let mut pending: Vec<String> = endpoints.to_vec();
 
     while let Some(address) = pending.pop() {
-        if !asked.insert(address.clone()) {
+        if !requested.insert(address.clone()) {
             continue;
         }
         let status = client
@@ -92,7 +93,7 @@ async fn collect(client: &FleetClient, endpoints: &[String]) -> Vec<NodeView> {
             .map_err(|error| error.to_string());
         if let Ok(status) = &status {
             for member in status.voters.iter().chain(&status.learners) {
-                if !member.api_addr.is_empty() && !asked.contains(&member.api_addr) {
+                if !member.api_addr.is_empty() && !requested.contains(&member.api_addr) {
                     pending.push(member.api_addr.clone());
                 }
             }

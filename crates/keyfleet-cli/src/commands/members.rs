@@ -14,7 +14,7 @@ use crate::private_file::read_secret_text;
 /// Largest admin token file read, in bytes.
 const MAX_ADMIN_TOKEN_FILE_LEN: usize = 4096;
 
-/// Fewest voters that tolerate the loss of one.
+/// Minimum number of voters that tolerate the loss of one.
 const SAFE_VOTER_COUNT: usize = 3;
 
 /// Builds a client that sends the admin token of `args`.
