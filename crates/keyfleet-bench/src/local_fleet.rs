@@ -203,6 +203,9 @@ impl LocalFleet {
              election_timeout_min_ms = 500\n\
              election_timeout_max_ms = 1000\n\
              \n\
+             [tls]\n\
+             insecure_plaintext = true\n\
+             \n\
              [vault]\n\
              fleet_id = \"{LOCAL_FLEET}\"\n\
              \n\
