@@ -3,9 +3,9 @@
 pub(crate) mod bench;
 mod cluster;
 mod delete;
+mod fleet;
 mod fleet_status;
 mod members;
-mod fleet;
 mod recover;
 mod register;
 mod snapshot;
