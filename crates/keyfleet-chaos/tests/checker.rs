@@ -169,6 +169,26 @@ fn budget_exceeded_is_caught() {
 }
 
 #[test]
+fn failed_register_keeps_old_limit() {
+    let mut history = Builder::default();
+    history.register(2, "aa");
+    history.run(
+        Op::Register {
+            max_guesses: 100,
+            secret: "bb".to_owned(),
+        },
+        fail("INVALID_ARGUMENT"),
+    );
+    history
+        .wrong_guess()
+        .wrong_guess()
+        .wrong_guess()
+        .state("locked", 2, 0);
+
+    assert_eq!(violated(&history), vec![Property::GuessBudget]);
+}
+
+#[test]
 fn unknown_start_over_budget_fails() {
     let mut history = Builder::default();
     history

@@ -18,6 +18,8 @@ use openraft::network::v2::RaftNetworkV2;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
+use openraft::raft::TransferLeaderRequest;
+use openraft::raft::TransferLeaderResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use rustls::ClientConfig;
@@ -43,6 +45,7 @@ enum UnaryRpc {
     AppendEntries,
     Vote,
     PreVote,
+    TransferLeader,
 }
 
 impl UnaryRpc {
@@ -50,6 +53,7 @@ impl UnaryRpc {
         match self {
             UnaryRpc::AppendEntries => RPCTypes::AppendEntries,
             UnaryRpc::Vote | UnaryRpc::PreVote => RPCTypes::Vote,
+            UnaryRpc::TransferLeader => RPCTypes::TransferLeader,
         }
     }
 
@@ -58,6 +62,7 @@ impl UnaryRpc {
             UnaryRpc::AppendEntries => "append_entries",
             UnaryRpc::Vote => "vote",
             UnaryRpc::PreVote => "pre_vote",
+            UnaryRpc::TransferLeader => "transfer_leader",
         }
     }
 }
@@ -158,6 +163,7 @@ impl PeerClient {
                 UnaryRpc::AppendEntries => client.append_entries(grpc_request).await,
                 UnaryRpc::Vote => client.vote(grpc_request).await,
                 UnaryRpc::PreVote => client.pre_vote(grpc_request).await,
+                UnaryRpc::TransferLeader => client.transfer_leader(grpc_request).await,
             }
         };
 
@@ -265,6 +271,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call(UnaryRpc::PreVote, &rpc, &option).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(UnaryRpc::TransferLeader, &rpc, &option).await
     }
 
     async fn full_snapshot(

@@ -141,6 +141,30 @@ impl RaftService {
         encode_response(&response, "VoteResponse")
     }
 
+    async fn handle_transfer_leader(
+        &self,
+        certs: Option<PeerCerts>,
+        message: RaftMessage,
+    ) -> Result<Response<RaftMessage>, ServiceError> {
+        let request: openraft::raft::TransferLeaderRequest<keyfleet_raft::TypeConfig> =
+            wire::decode(&message.postcard, "TransferLeaderRequest")
+                .map_err(ServiceError::InvalidRequest)?;
+        self.check_peer(certs.as_ref(), voter(request.from_leader()))?;
+
+        tracing::info!(
+            from = %request.from_leader(),
+            to = request.to_node_id(),
+            "leader hands leadership over"
+        );
+        let response = self
+            .raft
+            .handle_transfer_leader(request)
+            .await
+            .map_err(|fatal| ServiceError::RaftStopped(fatal.into()))?;
+
+        encode_response(&response, "TransferLeaderResponse")
+    }
+
     async fn handle_install_snapshot(
         &self,
         certs: Option<PeerCerts>,
@@ -200,6 +224,18 @@ impl raft_server::Raft for RaftService {
         self.handle_vote(certs, request.into_inner(), true)
             .await
             .map_err(|error| reject("pre_vote", peer, &error))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let peer = request.remote_addr();
+        let certs = request.peer_certs();
+
+        self.handle_transfer_leader(certs, request.into_inner())
+            .await
+            .map_err(|error| reject("transfer_leader", peer, &error))
     }
 
     async fn install_snapshot(

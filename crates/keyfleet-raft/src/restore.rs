@@ -19,13 +19,16 @@ pub(crate) fn restore<T: VaultTables>(
     image: &VaultImage,
     allow_counter_rollback: bool,
 ) -> Result<RestoreOutcome, T::Error> {
-    if let (Some(current), Some(restored)) = (tables.fleet()?, &image.fleet)
-        && current.fleet_id != restored.fleet_id
-    {
-        return Ok(RestoreOutcome::FleetMismatch {
-            current_fleet_id: current.fleet_id,
-            image_fleet_id: restored.fleet_id.clone(),
-        });
+    // An image without a fleet setup names no fleet, so it could come from any fleet: restore it
+    // only where the cluster has no fleet setup either.
+    if let Some(current) = tables.fleet()? {
+        let image_fleet_id = image.fleet.as_ref().map(|fleet| fleet.fleet_id.as_str());
+        if image_fleet_id != Some(current.fleet_id.as_str()) {
+            return Ok(RestoreOutcome::FleetMismatch {
+                current_fleet_id: current.fleet_id,
+                image_fleet_id: image_fleet_id.unwrap_or_default().to_owned(),
+            });
+        }
     }
 
     let rolled_back = find_rollbacks(tables, image)?;
@@ -63,8 +66,10 @@ pub(crate) fn restore<T: VaultTables>(
 }
 
 /// Returns the users, ordered by id, to whom the image would give guesses that the current
-/// state does not. That is a registered record with fewer guesses used than the current
-/// registered record, or a registered record where the current one is locked or deleted.
+/// state does not. That is a registered record with more guesses left than the current
+/// registered record, a registered record of another registration than the current one (an
+/// older password file, or a secret erased since), or a registered record where the current one
+/// is locked or deleted.
 fn find_rollbacks<T: VaultTables>(tables: &T, image: &VaultImage) -> Result<Vec<UserId>, T::Error> {
     let mut users = Vec::new();
 
@@ -85,9 +90,23 @@ fn gives_guesses(current: &UserRecord, restored: &UserRecord) -> bool {
         return false;
     }
     match current.status {
-        UserStatus::Registered => restored.guesses_used < current.guesses_used,
+        UserStatus::Registered => {
+            !same_registration(current, restored) || guesses_left(restored) > guesses_left(current)
+        }
         UserStatus::Locked | UserStatus::Deleted => true,
     }
+}
+
+/// Tells whether both records come from one registration: each registration draws a new OPRF
+/// salt and uploads a new password file.
+fn same_registration(current: &UserRecord, restored: &UserRecord) -> bool {
+    current.oprf_salt == restored.oprf_salt
+        && current.password_file.as_bytes() == restored.password_file.as_bytes()
+        && current.sealed_secret.as_bytes() == restored.sealed_secret.as_bytes()
+}
+
+fn guesses_left(record: &UserRecord) -> u32 {
+    record.max_guesses.saturating_sub(record.guesses_used)
 }
 
 fn tombstone(log_index: u64) -> UserRecord {
@@ -176,6 +195,24 @@ mod tests {
                 record(UserStatus::Deleted, 0),
                 record(UserStatus::Registered, 0),
             ),
+            // A higher limit gives guesses back even with more guesses used.
+            (
+                record(UserStatus::Registered, 1),
+                UserRecord {
+                    max_guesses: 10,
+                    ..record(UserStatus::Registered, 2)
+                },
+            ),
+            // Another registration: an older password file, or a secret erased since.
+            (
+                record(UserStatus::Registered, 0),
+                UserRecord {
+                    oprf_salt: [8; OPRF_SALT_LEN],
+                    password_file: SealedBlob::new(vec![3; 8]),
+                    sealed_secret: SealedBlob::new(vec![4; 8]),
+                    ..record(UserStatus::Registered, 4)
+                },
+            ),
         ];
 
         for (current, restored) in cases {
@@ -207,6 +244,27 @@ mod tests {
                 restored.guesses_used
             );
         }
+    }
+
+    #[test]
+    fn image_without_fleet_rejected() {
+        let mut tables = MemoryTables::default();
+        tables.put_fleet(&fleet("f")).unwrap();
+        let snapshot = VaultImage {
+            fleet: None,
+            ..image(vec![(id("t/a"), record(UserStatus::Registered, 0))])
+        };
+
+        let outcome = restore(&mut tables, 40, &snapshot, true).unwrap();
+
+        assert_eq!(
+            outcome,
+            RestoreOutcome::FleetMismatch {
+                current_fleet_id: "f".to_owned(),
+                image_fleet_id: String::new(),
+            }
+        );
+        assert_eq!(tables.user(&id("t/a")).unwrap(), None);
     }
 
     #[test]

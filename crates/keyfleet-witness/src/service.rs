@@ -51,6 +51,10 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
+// NOTE: the witness authenticates no caller. Anyone who reaches it can claim a namespace's next
+// epoch with an artifact that names their own operator key, which clients pinning the real key
+// reject but which blocks the operator's epoch and fails `keyfleet audit`. Expose it only to the
+// operator until namespaces are bound to pinned operator keys.
 #[tonic::async_trait]
 impl Witness for WitnessService {
     async fn witness_artifact(

@@ -31,6 +31,9 @@ struct Pending {
     /// Whether a lock had been observed, and no reset invoked since, when the operation was
     /// invoked. Operations concurrent with the observation may have run before the lock.
     locked_before: bool,
+    /// The budget limit before the operation was invoked, so that a Register that surely failed
+    /// can take back the limit it raised.
+    max_guesses_before: u32,
 }
 
 /// Counters at the start of a generation, for the phantom increment bound.
@@ -47,6 +50,8 @@ pub(super) struct UserCheck {
     user: String,
     existence: Existence,
     max_guesses: u32,
+    /// Highest limit of the Registers that ended unknown: they may still take effect.
+    unknown_register_max: u32,
     generation: u64,
     /// KE2 responses that ok RecoveryStarts received in the current budget segment.
     released: u32,
@@ -76,6 +81,7 @@ impl UserCheck {
             user: user.to_owned(),
             existence: Existence::No,
             max_guesses: 0,
+            unknown_register_max: 0,
             generation: 0,
             released: 0,
             unresolved: 0,
@@ -127,6 +133,7 @@ impl UserCheck {
 
     fn invoke(&mut self, event: &Event) {
         let locked_before = self.locked && !self.lock_may_clear;
+        let max_guesses_before = self.max_guesses;
         if event.op.may_reset() {
             self.possible_resets += 1;
             if self.locked {
@@ -160,6 +167,7 @@ impl UserCheck {
                 unknown_starts: self.unknown_starts,
             },
             locked_before,
+            max_guesses_before,
         };
         self.pending.insert(event.op_id, pending);
     }
@@ -176,7 +184,13 @@ impl UserCheck {
                 if current {
                     self.possible_resets = self.possible_resets.saturating_sub(1);
                 }
+                if matches!(op, Op::Register { .. }) {
+                    self.take_back_limit(&pending);
+                }
                 self.complete_finish(op_id, &pending, outcome);
+            }
+            (Op::Register { max_guesses, .. }, Outcome::Unknown { .. }) => {
+                self.unknown_register_max = self.unknown_register_max.max(*max_guesses);
             }
             (Op::RecoveryFinish { .. }, _) => self.complete_finish(op_id, &pending, outcome),
             (Op::GetState, Outcome::Ok(value)) => self.complete_read(op_id, &pending, value),
@@ -184,6 +198,27 @@ impl UserCheck {
                 self.observe_lock();
             }
             _ => {}
+        }
+    }
+
+    /// Lowers the budget limit that a surely failed Register raised at its invoke, back to the
+    /// limit before it or the highest limit of the Registers still pending.
+    fn take_back_limit(&mut self, failed: &Pending) {
+        let pending_max = self
+            .pending
+            .values()
+            .filter_map(|other| match other.op {
+                Op::Register { max_guesses, .. } => Some(max_guesses),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let restored = failed
+            .max_guesses_before
+            .max(pending_max)
+            .max(self.unknown_register_max);
+        if failed.generation == self.generation && restored < self.max_guesses {
+            self.max_guesses = restored;
         }
     }
 

@@ -43,6 +43,15 @@ pub enum NodeTlsError {
         expected: String,
         node_id: u64,
     },
+
+    #[error(
+        "the certificate in {path} does not verify against tls.ca_cert ({reason}), so peers \
+         would reject it; issue it from this fleet's CA with `keyfleetd certs issue-node`"
+    )]
+    NotTrusted {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl NodeTls {
@@ -95,6 +104,7 @@ fn build(
 ) -> Result<Configs, NodeTlsError> {
     let raft = raft_files.load()?;
     check_names_node(&raft, node_id)?;
+    check_chains_to_ca(&raft)?;
     let api = if api_files == raft_files {
         None
     } else {
@@ -109,6 +119,29 @@ fn build(
 }
 
 /// Rejects a Raft certificate that does not name this node, which every peer would refuse.
+/// Checks that the node certificate chains to the configured CA, as its peers will check it, so
+/// that a certificate of another CA fails at start or reload instead of in every handshake.
+fn check_chains_to_ca(material: &TlsMaterial) -> Result<(), NodeTlsError> {
+    let not_trusted = |reason: String| NodeTlsError::NotTrusted {
+        path: material.cert_path.clone(),
+        reason,
+    };
+    let Some((leaf, intermediates)) = material.chain.split_first() else {
+        return Err(not_trusted("the file contains no certificate".to_owned()));
+    };
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        material.roots.clone(),
+        keyfleet_raft_net::crypto_provider(),
+    )
+    .build()
+    .map_err(|error| not_trusted(error.to_string()))?;
+
+    verifier
+        .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+        .map(|_| ())
+        .map_err(|error| not_trusted(error.to_string()))
+}
+
 fn check_names_node(material: &TlsMaterial, node_id: u64) -> Result<(), NodeTlsError> {
     let expected = node_name(node_id);
     let named = material
