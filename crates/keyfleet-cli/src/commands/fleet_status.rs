@@ -174,7 +174,8 @@ pub(super) fn judge(statuses: &[&StatusResponse]) -> Verdict {
 }
 
 /// Returns how many entries `node` lags behind the leader, from the leader's replication
-/// progress, or from its own log when it is the leader.
+/// progress, or from its own log when it is the leader. Returns `None` while the leader does not
+/// know the node's matched index yet, as just after an election.
 fn lag_of(node: &StatusResponse, leader: Option<&StatusResponse>) -> Option<u64> {
     let leader = leader?;
     if leader.node_id == node.node_id {
@@ -184,11 +185,9 @@ fn lag_of(node: &StatusResponse, leader: Option<&StatusResponse>) -> Option<u64>
         .replication
         .iter()
         .find(|p| p.node_id == node.node_id)?;
-    Some(
-        leader
-            .last_log_index
-            .saturating_sub(progress.matched_index.unwrap_or(0)),
-    )
+    let matched = progress.matched_index?;
+
+    Some(leader.last_log_index.saturating_sub(matched))
 }
 
 fn leader_status<'a>(views: &'a [NodeView], verdict: &Verdict) -> Option<&'a StatusResponse> {
