@@ -33,7 +33,7 @@ pub struct BenchConfig {
     pub work_dir: Option<PathBuf>,
 }
 
-/// Where the fleet comes from.
+/// The source of the fleet: started locally or given by endpoints.
 #[derive(Debug, Clone)]
 pub enum FleetTarget {
     /// Start three `keyfleetd` processes on 127.0.0.1, each with its own SoftHSM2 token.
@@ -59,7 +59,7 @@ pub struct RemoteFleet {
 }
 
 impl BenchConfig {
-    /// Argon2id parameters the benchmark's clients use unless told otherwise: the smallest that
+    /// Argon2id parameters the benchmark's clients use by default: the smallest that
     /// Argon2 accepts, so that the client's cost stays far below the vault's.
     pub const CHEAP_CLIENT_KSF: KsfParams = KsfParams {
         memory_kib: 8,

@@ -12,17 +12,17 @@ const MAX_START_P99_MS: f64 = 25.0;
 const MIN_CEILING_RATIO: f64 = 0.5;
 /// Highest resident memory of a node, in MiB.
 const MAX_RESIDENT_MIB: f64 = 256.0;
-/// Longest time from a node's restart until it serves again, in seconds.
+/// Maximum time from a node's restart until it serves again, in seconds.
 const MAX_RESTART_SECS: f64 = 10.0;
 
 /// One target and how this run measured against it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
-    /// What the target is about.
+    /// The quantity the target bounds.
     pub target: &'static str,
     /// The bound, in words.
     pub bound: &'static str,
-    /// What this run measured, in words.
+    /// This run's measurement, in words.
     pub measured: String,
     /// `met`, `not met`, or `not measured` with the reason.
     pub verdict: String,

@@ -15,10 +15,10 @@ pub const ARTIFACT_VERSION: u32 = 1;
 /// Namespace of keyfleet's fleet key artifacts, the default log namespace.
 pub const FLEET_KEYS_NAMESPACE: &str = "keyfleet.fleet_keys.v1";
 
-/// Longest namespace, in bytes.
+/// Maximum namespace length, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 128;
 
-/// What a public key is for.
+/// The purpose of a public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyRole {
@@ -55,7 +55,7 @@ pub enum KeyAlgorithm {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetPublicKey {
-    /// What the key is for.
+    /// The key's purpose.
     pub role: KeyRole,
     /// Name of the key within its role, such as `node-1`; unique per role.
     pub id: String,

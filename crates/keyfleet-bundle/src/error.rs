@@ -46,7 +46,7 @@ pub enum NoteError {
     MalformedVerifierKey {
         /// The key string as given.
         key: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
     /// No signature line carries the expected key name and key id.
@@ -146,7 +146,7 @@ pub enum BundleError {
     LogInconsistent {
         /// Epoch of the checkpoint seen before.
         seen_epoch: u64,
-        /// Why the proof failed.
+        /// The reason the proof failed.
         source: ProofError,
     },
     /// An epoch older than the newest one already accepted.

@@ -7,7 +7,7 @@ const STATEMENT_HEADER: &str = "keyfleet-witness-statement/v1";
 /// for a signature over anything else.
 const COUNTERSIGNATURE_CONTEXT: &[u8] = b"keyfleet-countersignature/v1\n";
 
-/// What the witness signs for one artifact: the namespace, the epoch, its own timestamp and
+/// The message the witness signs for one artifact: the namespace, the epoch, its own timestamp and
 /// the artifact's SHA-256 digest. The statement is also the leaf of the witness log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WitnessStatement {

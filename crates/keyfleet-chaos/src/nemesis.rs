@@ -66,7 +66,7 @@ pub enum Fault {
     /// Cuts the leader from every other node in both directions.
     IsolateLeader,
     IsolateFollower,
-    /// Splits the fleet into a majority and a minority that holds the leader.
+    /// Splits the fleet into a majority and a minority that contains the leader.
     MajorityMinoritySplit,
     /// Drops what the followers send to the leader, while the leader's heartbeats still arrive.
     OneWayCutToLeader,
@@ -179,7 +179,7 @@ pub async fn run_fault<N: Nemesis>(
         Fault::IsolateLeader => isolate(nemesis, leader, &nodes).await?,
         Fault::IsolateFollower => isolate(nemesis, follower, &nodes).await?,
         Fault::MajorityMinoritySplit => {
-            // The minority holds the leader and, in fleets of five or more, some followers;
+            // The minority contains the leader and, in fleets of five or more, some followers;
             // the majority must elect a new leader. In a fleet of three the minority is the
             // leader alone.
             let extra = (nodes.len() - 1) / 2 - 1;

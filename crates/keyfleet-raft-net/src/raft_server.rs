@@ -83,7 +83,7 @@ impl RaftServer {
 
     /// Binds `addr` for the Raft service of `raft` behind mutual TLS with the configuration
     /// current in `tls`. Each RPC must come from a peer whose certificate names the node that
-    /// the request says sent it.
+    /// the request names as its sender.
     pub async fn bind_tls(
         addr: SocketAddr,
         raft: Raft,

@@ -41,7 +41,7 @@ impl RaftService {
     }
 
     /// Creates the service for `raft` behind mutual TLS: every RPC must come over a connection
-    /// whose client certificate names the node that the request says sent it.
+    /// whose client certificate names the node that the request names as its sender.
     pub fn with_peer_identity_check(raft: Raft) -> Self {
         Self {
             raft,

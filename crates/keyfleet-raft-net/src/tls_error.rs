@@ -3,12 +3,12 @@ use std::path::PathBuf;
 /// Failure to load TLS certificates and keys or to build a TLS configuration from them.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A PEM file could not be read or holds no usable item.
+    /// A PEM file could not be read or contains no usable item.
     #[error("invalid PEM file {path}: {reason}. Check the path in [tls] and the file's contents")]
     InvalidPem {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The reason it is unusable.
         reason: String,
     },
 
@@ -23,12 +23,12 @@ pub enum TlsError {
         source: rustls::Error,
     },
 
-    /// The CA file holds no certificate rustls accepts as a trust anchor.
+    /// The CA file contains no certificate rustls accepts as a trust anchor.
     #[error("invalid CA certificate in {path}: {reason}")]
     InvalidCa {
         /// The CA file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The reason it is unusable.
         reason: String,
     },
 }

@@ -20,7 +20,7 @@ const ACCEPTED_BACKLOG: usize = 64;
 /// does not hold up others. The accept loop ends when the returned stream is dropped.
 ///
 /// A failed handshake, such as a peer whose certificate the verifier rejects, is logged at
-/// warning level with the peer address and dropped: tonic never sees it.
+/// warning level with the peer address and dropped, so it never reaches tonic.
 // NOTE: each failed handshake logs one line without rate limiting, and handshakes in progress
 // are bounded only by HANDSHAKE_TIMEOUT, not by count.
 pub fn tls_incoming(

@@ -66,10 +66,10 @@ pub(crate) fn restore<T: VaultTables>(
 }
 
 /// Returns the users, ordered by id, to whom the image would give guesses that the current
-/// state does not. That is a registered record with more guesses left than the current
-/// registered record, a registered record of another registration than the current one (an
-/// older password file, or a secret erased since), or a registered record where the current one
-/// is locked or deleted.
+/// state does not. Three kinds of restored record count. The first is a registered record with
+/// more guesses left than the current registered one. The second is a registered record of
+/// another registration, which would bring back an older password file or an erased secret. The
+/// third is a registered record where the current one is locked or deleted.
 fn find_rollbacks<T: VaultTables>(tables: &T, image: &VaultImage) -> Result<Vec<UserId>, T::Error> {
     let mut users = Vec::new();
 

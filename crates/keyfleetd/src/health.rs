@@ -44,7 +44,7 @@ pub(crate) struct HealthMonitor {
     /// Maximum time without contact with a quorum (on the leader) or with the leader (on a
     /// follower) after which the node no longer counts the leader as known.
     leader_contact_timeout: Duration,
-    /// Where the latest results go, for the node API's `Status`.
+    /// Receiver of the latest results, for the node API's `Status`.
     shared: HealthSender,
 }
 

@@ -28,7 +28,7 @@ pub struct TlsSettings {
     pub ca_key_sealed: Option<PathBuf>,
 }
 
-/// What the node serves its two ports with.
+/// The transport of the node's two ports: TLS material or explicit plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsMode {
     /// No TLS, by the explicit `tls.insecure_plaintext = true`.

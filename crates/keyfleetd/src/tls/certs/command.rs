@@ -34,7 +34,7 @@ pub enum CertsCommand {
     Help,
 }
 
-/// Where an issued certificate and its key go.
+/// Output paths of an issued certificate and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
     pub cert: PathBuf,

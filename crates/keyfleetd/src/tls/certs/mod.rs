@@ -2,7 +2,7 @@
 //!
 //! `init-ca` runs once, on the node that generated the fleet keys. It creates the CA's ECDSA
 //! P-256 key, writes the self-signed CA certificate to `tls.ca_cert`, and writes the key only
-//! sealed under the fleet sealing key to `tls.ca_key_sealed`. Any node whose token holds the
+//! sealed under the fleet sealing key to `tls.ca_key_sealed`. Any node whose token contains the
 //! fleet keys can then unseal it and issue node and operator certificates.
 
 mod authority;
