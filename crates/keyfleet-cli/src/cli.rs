@@ -87,6 +87,8 @@ pub(crate) enum MembersCommand {
     List(EndpointArgs),
     /// Adds a node as a learner, waits until it has caught up, then makes it a voter.
     Add(MembersAddArgs),
+    /// Approves a new node: creates a one-time join token for `keyfleetd join` on the leader.
+    JoinToken(JoinTokenArgs),
     /// Removes a voter from the cluster. Learners that are not voters are removed too.
     Remove(MembersRemoveArgs),
     /// Hands leadership to another voter.
@@ -114,6 +116,29 @@ pub(crate) struct MembersAddArgs {
     /// node id never used in this cluster before.
     #[arg(long, value_name = "ID=RAFT,API")]
     pub(crate) node: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JoinTokenArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+
+    /// Id of the node that may join with the token: an id never used in this cluster.
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) node_id: u64,
+
+    /// Lifetime of the token in seconds, at most 86400.
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub(crate) ttl_secs: u64,
+
+    /// Writes the token to this new file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

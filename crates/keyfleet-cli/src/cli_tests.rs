@@ -244,3 +244,38 @@ fn endpoints_are_checked() {
         );
     }
 }
+
+#[test]
+fn members_join_token_defaults() {
+    let cli = parse(&[
+        "members",
+        "join-token",
+        "--admin-token-file",
+        "admin-token",
+        "--node-id",
+        "4",
+    ])
+    .unwrap();
+
+    let Command::Members(MembersCommand::JoinToken(args)) = cli.command else {
+        panic!("parsed {:?}", cli.command);
+    };
+    assert_eq!(args.node_id, 4);
+    assert_eq!(args.ttl_secs, 600);
+    assert_eq!(args.out, None);
+}
+
+#[test]
+fn members_join_token_checks_ranges() {
+    let base = ["members", "join-token", "--admin-token-file", "admin-token"];
+
+    for extra in [
+        &["--node-id", "0"][..],
+        &["--node-id", "4", "--ttl-secs", "0"][..],
+        &["--node-id", "4", "--ttl-secs", "86401"][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let error = parse_error(&args);
+        assert_eq!(error.kind(), ErrorKind::ValueValidation, "{extra:?}");
+    }
+}

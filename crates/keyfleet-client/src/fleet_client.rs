@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use keyfleet_api::node::AddLearnerRequest;
 use keyfleet_api::node::ChangeMembershipRequest;
+use keyfleet_api::node::CompleteJoinRequest;
+use keyfleet_api::node::CompleteJoinResponse;
+use keyfleet_api::node::CreateJoinTokenRequest;
+use keyfleet_api::node::CreateJoinTokenResponse;
 use keyfleet_api::node::InitializeRequest;
+use keyfleet_api::node::JoinRequest;
+use keyfleet_api::node::JoinResponse;
 use keyfleet_api::node::Member;
 use keyfleet_api::node::ReadRecordRequest;
 use keyfleet_api::node::RestoreSnapshotRequest;
@@ -298,6 +304,56 @@ impl FleetClient {
                     allow_counter_rollback,
                 });
                 async move { client.restore_snapshot(request).await }
+            })
+            .await?;
+
+        Ok(reply)
+    }
+
+    /// Creates a one-time join token for node `node_id` on the leader. A `ttl_secs` of zero
+    /// takes the leader's default lifetime. Admin call.
+    pub async fn create_join_token(
+        &self,
+        node_id: NodeId,
+        ttl_secs: u64,
+    ) -> Result<CreateJoinTokenResponse, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("create_join_token"), |mut client| {
+                let request = self.request(CreateJoinTokenRequest { node_id, ttl_secs });
+                async move { client.create_join_token(request).await }
+            })
+            .await?;
+
+        Ok(reply)
+    }
+
+    /// Sends a joining node's `Join` to the leader and returns the join package. The join
+    /// token in `request` authenticates the call.
+    ///
+    /// NOTE: the leader spends the token when it accepts the call, so a retry after a lost
+    /// response fails with PERMISSION_DENIED and the operator creates a new token.
+    pub async fn join(&self, request: &JoinRequest) -> Result<JoinResponse, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("join"), |mut client| {
+                let request = tonic::Request::new(request.clone());
+                async move { client.join(request).await }
+            })
+            .await?;
+
+        Ok(reply)
+    }
+
+    /// Sends a joining node's proof of the fleet keys to the leader, which adds the node as a
+    /// learner and promotes it once it has caught up. Keep the policy's RPC timeout above the
+    /// nodes' `raft.learner_catch_up_timeout_ms`.
+    pub async fn complete_join(
+        &self,
+        request: &CompleteJoinRequest,
+    ) -> Result<CompleteJoinResponse, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("complete_join"), |mut client| {
+                let request = tonic::Request::new(request.clone());
+                async move { client.complete_join(request).await }
             })
             .await?;
 

@@ -30,6 +30,7 @@ pub use endpoint::endpoint_uri;
 #[cfg(feature = "node-api")]
 pub use fleet_client::FleetClient;
 pub use keyfleet_api::node::{
+    CompleteJoinRequest, CompleteJoinResponse, CreateJoinTokenResponse, JoinRequest, JoinResponse,
     Member, ReplicationProgress, RestoreSnapshotResponse, StatusResponse,
 };
 pub use leader_hint::LeaderHint;

@@ -39,8 +39,8 @@ pub struct NodeConfig {
     /// loopback or internal address.
     pub metrics_listen: Option<SocketAddr>,
     /// File whose first line is the node API's admin token, at least 32 characters. Node API
-    /// calls other than Status must send it as `authorization: Bearer <token>`. A running node
-    /// needs it; the `keyfleetd keys` commands do not.
+    /// calls other than Status, Join and CompleteJoin must send it as `authorization: Bearer
+    /// <token>`. A running node needs it; the `keyfleetd keys` commands do not.
     pub admin_token_file: Option<PathBuf>,
     /// Log line format on stderr.
     #[serde(default)]

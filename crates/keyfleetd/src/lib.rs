@@ -1,6 +1,6 @@
 //! keyfleetd, the keyfleet node daemon, as a library: configuration, the node API service,
-//! the node's lifecycle, the fleet key ceremony ([`keys`]) and the fleet certificate authority
-//! ([`tls::certs`]). `src/main.rs` adds argument
+//! the node's lifecycle, the fleet key ceremony ([`keys`]), the online join ([`join`]) and the
+//! fleet certificate authority ([`tls::certs`]). `src/main.rs` adds argument
 //! parsing and signal handling.
 
 mod admin_token;
@@ -8,6 +8,7 @@ mod compactor;
 mod config;
 mod error_status;
 mod health;
+pub mod join;
 pub mod keys;
 mod leader_hint;
 mod log_limiter;
@@ -18,6 +19,7 @@ mod node_health;
 mod operator;
 pub mod recover_quorum;
 mod replica;
+mod serve;
 mod service;
 mod status;
 pub mod tls;
@@ -30,6 +32,7 @@ pub use config::{
 };
 pub use logging::{NODE_LOG_FILTER, init_logging};
 pub use node::RunningNode;
+pub use serve::{NodeSignals, serve};
 pub use service::NodeService;
 
 // The chaos suite's broken build must never be a release: the feature breaks the guess budget

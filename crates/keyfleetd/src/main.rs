@@ -1,12 +1,12 @@
 //! `keyfleetd --config PATH`: runs one keyfleet node until SIGTERM or SIGINT.
 //! `keyfleetd keys ...`: runs one step of the offline fleet key ceremony (`keyfleetd::keys`).
 //! `keyfleetd recover-quorum ...`: forces a new voter set offline after a lost quorum.
+//! `keyfleetd join ...`: joins a running fleet with a join token, then runs the node.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use keyfleetd::{NODE_LOG_FILTER, NodeConfig, RunningNode, init_logging};
-use tokio::signal::unix::{SignalKind, signal};
+use keyfleetd::{NODE_LOG_FILTER, NodeConfig, NodeSignals, RunningNode, init_logging, serve};
 
 const USAGE: &str = "usage: keyfleetd --config PATH\n       \
     keyfleetd keys generate --config PATH\n       \
@@ -14,13 +14,15 @@ const USAGE: &str = "usage: keyfleetd --config PATH\n       \
     keyfleetd keys export --config PATH --recipient HEX --out FILE [--force]\n       \
     keyfleetd keys import --config PATH --in FILE\n       \
     keyfleetd recover-quorum --config PATH --voters ID[,ID...]\n       \
-    keyfleetd certs init-ca|issue-node|issue-operator|fingerprint --config PATH ...\n\n\
+    keyfleetd certs init-ca|issue-node|issue-operator|fingerprint --config PATH ...\n       \
+    keyfleetd join --config PATH --fleet ADDR[,ADDR...] --token-file FILE\n\n\
     With --config alone, runs one keyfleet node. Every configuration key can be overridden with\n\
     an environment variable KEYFLEETD_<KEY>, with __ between table levels\n\
     (KEYFLEETD_RAFT__WRITE_TIMEOUT_MS). The keys commands move the fleet keys between nodes'\n\
     HSM tokens; `keyfleetd keys --help` describes them. The certs commands run the fleet\n\
-    certificate authority; `keyfleetd certs --help` describes them. SIGHUP reloads the TLS\n\
-    certificates and keys.";
+    certificate authority; `keyfleetd certs --help` describes them. `keyfleetd join` adds a new\n\
+    node to a running fleet with a join token, then runs it; `keyfleetd join --help` describes\n\
+    it. SIGHUP reloads the TLS certificates and keys.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +34,9 @@ fn main() -> ExitCode {
     }
     if args.first().is_some_and(|first| first == "certs") {
         return keyfleetd::tls::certs::main(&args[1..]);
+    }
+    if args.first().is_some_and(|first| first == "join") {
+        return keyfleetd::join::main(&args[1..]);
     }
 
     let path = match config_path(&args) {
@@ -75,32 +80,8 @@ fn config_path(args: &[String]) -> Result<PathBuf, String> {
 }
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut node = RunningNode::start(config).await?;
+    let signals = NodeSignals::install()?;
+    let node = RunningNode::start(config).await?;
 
-    let fatal = loop {
-        tokio::select! {
-            _ = terminate.recv() => {
-                tracing::info!(signal = "SIGTERM", "shutdown requested");
-                break None;
-            }
-            _ = interrupt.recv() => {
-                tracing::info!(signal = "SIGINT", "shutdown requested");
-                break None;
-            }
-            _ = hangup.recv() => {
-                tracing::info!(signal = "SIGHUP", "TLS reload requested");
-                node.reload_tls();
-            }
-            reason = node.raft_stopped() => break Some(reason),
-        }
-    };
-    node.shutdown().await?;
-
-    match fatal {
-        None => Ok(()),
-        Some(reason) => Err(anyhow::anyhow!("exiting because Raft stopped: {reason}")),
-    }
+    serve(signals, node).await
 }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::NodeConfig;
 use crate::admin_token::AdminToken;
 use crate::health::HealthMonitor;
+use crate::join::{CaFiles, JoinIssuer};
 use crate::metrics::MetricsExporter;
 use crate::replica::Replica;
 use crate::service::NodeService;
@@ -103,12 +104,14 @@ impl RunningNode {
         let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
         let (health_sender, health_receiver) =
             tokio::sync::watch::channel(crate::node_health::NodeHealth::default());
+        let join_issuer = Arc::new(join_issuer(&config, hsm.clone(), tls.is_some()));
         let node_service = NodeService::new(
             replica.clone(),
             catch_up_timeout,
             admin_token,
             health_receiver,
             tls.is_some(),
+            join_issuer,
         );
 
         let core = Arc::new(FleetCore::new(
@@ -313,6 +316,25 @@ async fn open_hsm(config: &NodeConfig) -> anyhow::Result<Pkcs11Hsm> {
     }
     hsm.self_test(&specs).await?;
     Ok(hsm)
+}
+
+/// Builds the leader's side of the online join. With TLS, joins get certificates from the
+/// fleet CA in `tls.ca_cert` and `tls.ca_key_sealed`.
+fn join_issuer(config: &NodeConfig, hsm: Arc<Pkcs11Hsm>, tls: bool) -> JoinIssuer {
+    let ca = match (tls, &config.tls.ca_cert) {
+        (true, Some(ca_cert)) => Some(CaFiles {
+            ca_cert: ca_cert.clone(),
+            ca_key_sealed: config.tls.ca_key_sealed.clone(),
+        }),
+        _ => None,
+    };
+    JoinIssuer::new(
+        hsm,
+        config.hsm.keys.seal.clone(),
+        config.hsm.keys.oprf_seed.clone(),
+        config.vault.fleet_id.clone(),
+        ca,
+    )
 }
 
 /// Builds the OPAQUE core's configuration from `[vault]` and the key labels of `[hsm.keys]`.

@@ -8,10 +8,11 @@ use keyfleet_api::ErrorReason;
 use keyfleet_api::node::node_server::Node;
 use keyfleet_api::node::{
     AddLearnerRequest, AddLearnerResponse, ChangeMembershipRequest, ChangeMembershipResponse,
-    InitializeRequest, InitializeResponse, Member, ReadRecordRequest, ReadRecordResponse,
-    RestoreSnapshotRequest, RestoreSnapshotResponse, SaveSnapshotRequest, SaveSnapshotResponse,
-    StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse, WriteRequest,
-    WriteResponse,
+    CompleteJoinRequest, CompleteJoinResponse, CreateJoinTokenRequest, CreateJoinTokenResponse,
+    InitializeRequest, InitializeResponse, JoinRequest, JoinResponse, Member, ReadRecordRequest,
+    ReadRecordResponse, RestoreSnapshotRequest, RestoreSnapshotResponse, SaveSnapshotRequest,
+    SaveSnapshotResponse, StatusRequest, StatusResponse, TransferLeaderRequest,
+    TransferLeaderResponse, WriteRequest, WriteResponse,
 };
 use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
 use keyfleet_raft_net::{OPERATOR_NAME, certificate_names};
@@ -21,6 +22,7 @@ use tonic::{Code, Response, Status};
 
 use crate::admin_token::AdminToken;
 use crate::error_status::error_status;
+use crate::join::JoinIssuer;
 use crate::leader_hint::{no_quorum, raft_stopped};
 use crate::log_limiter::LogLimiter;
 use crate::node_health::HealthReceiver;
@@ -35,6 +37,7 @@ pub struct NodeService {
     require_operator_cert: bool,
     rejected_calls: Arc<LogLimiter>,
     health: HealthReceiver,
+    join: Arc<JoinIssuer>,
 }
 
 /// Interval between two log lines about node API calls rejected for a missing admin token.
@@ -58,6 +61,7 @@ impl NodeService {
         admin_token: AdminToken,
         health: HealthReceiver,
         require_operator_cert: bool,
+        join: Arc<JoinIssuer>,
     ) -> Self {
         Self {
             replica,
@@ -66,6 +70,7 @@ impl NodeService {
             require_operator_cert,
             rejected_calls: Arc::new(LogLimiter::new(REJECTED_CALL_LOG_INTERVAL)),
             health,
+            join,
         }
     }
 
@@ -170,6 +175,84 @@ impl NodeService {
         }
         Ok(())
     }
+
+    /// Adds `id` as a learner and waits until it has replicated the entry that added it.
+    /// Returns that entry's log index.
+    async fn add_learner_and_wait(
+        &self,
+        id: NodeId,
+        addresses: NodeAddresses,
+    ) -> Result<u64, Status> {
+        tracing::info!(node_id = self.replica.node_id, learner = id, %addresses, "adding a learner");
+
+        let written = tokio::time::timeout(
+            self.replica.write_timeout,
+            self.replica.raft.add_learner(id, addresses, true),
+        )
+        .await
+        .map_err(|_| {
+            no_quorum(
+                self.replica.node_id,
+                "adding the learner",
+                self.replica.timeout_ms(),
+            )
+        })?
+        .map_err(|error| self.replica.write_failed("adding the learner", error))?;
+        self.wait_for_replication(id, written.log_id.index).await?;
+        tracing::info!(
+            node_id = self.replica.node_id,
+            learner = id,
+            "learner caught up"
+        );
+        Ok(written.log_id.index)
+    }
+
+    /// Sets the voters after checking that every new voter has caught up, and returns the log
+    /// index of the final membership entry.
+    async fn set_voters(&self, voters: BTreeSet<NodeId>, retain: bool) -> Result<u64, Status> {
+        self.check_promotions(&voters)?;
+
+        let change = self.replica.raft.change_membership(voters.clone(), retain);
+        let written = tokio::time::timeout(self.replica.write_timeout, change)
+            .await
+            .map_err(|_| {
+                no_quorum(
+                    self.replica.node_id,
+                    "the membership change",
+                    self.replica.timeout_ms(),
+                )
+            })?
+            .map_err(|error| self.replica.write_failed("the membership change", error))?;
+        tracing::info!(
+            node_id = self.replica.node_id,
+            ?voters,
+            log_index = written.log_id.index,
+            "membership changed"
+        );
+        Ok(written.log_id.index)
+    }
+
+    /// Adds the node of a checked join as a learner, and promotes it once it has caught up.
+    /// Returns the final membership entry's index and the voters.
+    async fn admit(
+        &self,
+        id: NodeId,
+        addresses: NodeAddresses,
+    ) -> Result<(u64, BTreeSet<NodeId>), Status> {
+        self.add_learner_and_wait(id, addresses).await?;
+        let mut voters: BTreeSet<NodeId> = self
+            .replica
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        voters.insert(id);
+        let log_index = self.set_voters(voters.clone(), true).await?;
+        Ok((log_index, voters))
+    }
 }
 
 #[tonic::async_trait]
@@ -256,30 +339,8 @@ impl Node for NodeService {
             .member
             .ok_or_else(|| Status::invalid_argument("member is missing"))?;
         let (id, addresses) = member_entry(member)?;
-        tracing::info!(node_id = self.replica.node_id, learner = id, %addresses, "adding a learner");
-
-        let written = tokio::time::timeout(
-            self.replica.write_timeout,
-            self.replica.raft.add_learner(id, addresses, true),
-        )
-        .await
-        .map_err(|_| {
-            no_quorum(
-                self.replica.node_id,
-                "adding the learner",
-                self.replica.timeout_ms(),
-            )
-        })?
-        .map_err(|error| self.replica.write_failed("adding the learner", error))?;
-        self.wait_for_replication(id, written.log_id.index).await?;
-        tracing::info!(
-            node_id = self.replica.node_id,
-            learner = id,
-            "learner caught up"
-        );
-        Ok(Response::new(AddLearnerResponse {
-            log_index: written.log_id.index,
-        }))
+        let log_index = self.add_learner_and_wait(id, addresses).await?;
+        Ok(Response::new(AddLearnerResponse { log_index }))
     }
 
     async fn change_membership(
@@ -301,31 +362,8 @@ impl Node for NodeService {
             "changing membership"
         );
 
-        self.check_promotions(&voters)?;
-
-        let change = self
-            .replica
-            .raft
-            .change_membership(voters.clone(), request.retain);
-        let written = tokio::time::timeout(self.replica.write_timeout, change)
-            .await
-            .map_err(|_| {
-                no_quorum(
-                    self.replica.node_id,
-                    "the membership change",
-                    self.replica.timeout_ms(),
-                )
-            })?
-            .map_err(|error| self.replica.write_failed("the membership change", error))?;
-        tracing::info!(
-            node_id = self.replica.node_id,
-            ?voters,
-            log_index = written.log_id.index,
-            "membership changed"
-        );
-        Ok(Response::new(ChangeMembershipResponse {
-            log_index: written.log_id.index,
-        }))
+        let log_index = self.set_voters(voters, request.retain).await?;
+        Ok(Response::new(ChangeMembershipResponse { log_index }))
     }
 
     async fn status(
@@ -371,6 +409,61 @@ impl Node for NodeService {
         )
         .await?;
         Ok(Response::new(restored))
+    }
+
+    async fn create_join_token(
+        &self,
+        request: tonic::Request<CreateJoinTokenRequest>,
+    ) -> Result<Response<CreateJoinTokenResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let created = self
+            .join
+            .create_token(&self.replica, request.node_id, request.ttl_secs)
+            .await?;
+        Ok(Response::new(created))
+    }
+
+    async fn join(
+        &self,
+        request: tonic::Request<JoinRequest>,
+    ) -> Result<Response<JoinResponse>, Status> {
+        let package = self.join.join(&self.replica, request.into_inner()).await?;
+        Ok(Response::new(package))
+    }
+
+    async fn complete_join(
+        &self,
+        request: tonic::Request<CompleteJoinRequest>,
+    ) -> Result<Response<CompleteJoinResponse>, Status> {
+        let request = request.into_inner();
+        let node_id = request.node_id;
+        let addresses = self
+            .join
+            .check_proof(
+                &self.replica,
+                node_id,
+                &request.join_token,
+                request.seal_proof,
+                &request.oprf_seed_proof,
+            )
+            .await?;
+        tracing::info!(
+            node_id = self.replica.node_id,
+            joining_node = node_id,
+            "join proof accepted; adding the node"
+        );
+
+        // The token is spent now, so a client retry could only fail: report UNAVAILABLE as
+        // ABORTED, which clients do not retry.
+        let (log_index, voters) = self
+            .admit(node_id, addresses)
+            .await
+            .map_err(|status| spent_token_status(node_id, status))?;
+        Ok(Response::new(CompleteJoinResponse {
+            log_index,
+            voters: voters.into_iter().collect(),
+        }))
     }
 }
 
@@ -431,4 +524,26 @@ fn decode_request(bytes: &[u8]) -> Result<Request, Status> {
         return Err(invalid(format!("{} bytes follow the request", rest.len())));
     }
     Ok(request)
+}
+
+/// Turns a failure after a spent join token into one that clients do not retry, and names the
+/// way forward.
+fn spent_token_status(node_id: NodeId, status: Status) -> Status {
+    let code = match status.code() {
+        Code::Unavailable | Code::Cancelled => Code::Aborted,
+        code => code,
+    };
+    tracing::warn!(
+        joining_node = node_id,
+        reason = status.message(),
+        "join failed after its proof was accepted"
+    );
+    Status::new(
+        code,
+        format!(
+            "{}. Node {node_id} proved its fleet keys but was not made a voter; check `keyfleet \
+             members list`: promote it with `keyfleet members add` once it runs, or remove it",
+            status.message()
+        ),
+    )
 }

@@ -5,8 +5,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::raw_vault::TEST_KSF;
 use common::{
-    RaftTiming, TestCluster, consume_guess, counted_guesses, read_ok, register, user, write_ok,
+    RaftTiming, TestCluster, VaultOptions, consume_guess, counted_guesses, read_ok, register, user,
+    write_ok,
 };
 use keyfleet_raft::{SnapshotFile, UserStatus};
 use tonic::Code;
@@ -258,4 +260,56 @@ async fn reflection_lists_services() {
             "{expected} missing from {names:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_snapshot_serves_old_users() {
+    const PASSWORD: &[u8] = b"correct horse battery staple";
+    const BACKUP_KEY: [u8; 32] = [0x7e; 32];
+    let ids = [1, 2, 3];
+    let vault = |cluster: &TestCluster| {
+        let endpoints: Vec<String> = ids.iter().map(|id| cluster.api_endpoint(*id)).collect();
+        keyfleet_sdk::VaultClient::new(endpoints, common::test_policy())
+            .expect("build the SDK client")
+            .with_ksf(TEST_KSF)
+    };
+
+    // The target's tokens are fresh, and receive the source fleet's keys before any node runs.
+    let mut source =
+        TestCluster::prepare_with_vault(3, RaftTiming::default(), VaultOptions::default());
+    source.share_fleet_keys();
+    let mut target =
+        TestCluster::prepare_with_vault(3, RaftTiming::default(), VaultOptions::default());
+    target.import_fleet_keys_from(&source);
+    for cluster in [&mut source, &mut target] {
+        for id in ids {
+            cluster.start(id).await;
+        }
+        cluster.initialize(&ids).await;
+        cluster.wait_for_leader(&ids).await;
+        cluster.wait_for_vault(&ids).await;
+    }
+
+    vault(&source)
+        .register(&source.token("alice"), "alice", PASSWORD, &BACKUP_KEY, 5)
+        .await
+        .expect("register alice in the source fleet");
+    let bytes = source
+        .client()
+        .save_snapshot()
+        .await
+        .expect("save a snapshot");
+    let restored = target
+        .client()
+        .restore_snapshot(&bytes, false)
+        .await
+        .expect("restore into the fresh cluster");
+    assert_eq!(restored.users, 1);
+    assert_eq!(restored.rolled_back, 0);
+
+    let recovered = vault(&target)
+        .recover(&target.token("alice"), "alice", PASSWORD)
+        .await
+        .expect("the fresh cluster recovers alice's secret");
+    assert_eq!(recovered.as_slice(), &BACKUP_KEY);
 }

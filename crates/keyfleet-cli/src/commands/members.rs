@@ -6,10 +6,12 @@ use keyfleet_client::{FleetClient, StatusResponse};
 use keyfleet_raft::NodeId;
 use serde_json::json;
 
-use crate::cli::{AdminArgs, EndpointArgs, MembersAddArgs, MembersRemoveArgs, TransferLeaderArgs};
+use crate::cli::{
+    AdminArgs, EndpointArgs, JoinTokenArgs, MembersAddArgs, MembersRemoveArgs, TransferLeaderArgs,
+};
 use crate::cli_error::CliError;
 use crate::output::print_result;
-use crate::private_file::read_secret_text;
+use crate::private_file::{check_output, read_secret_text, write_private};
 
 /// Largest admin token file read, in bytes.
 const MAX_ADMIN_TOKEN_FILE_LEN: usize = 4096;
@@ -114,6 +116,47 @@ pub(super) async fn add(args: &MembersAddArgs) -> Result<(), CliError> {
         ),
         &json!({ "added": id, "voters": voters, "log_index": log_index }),
     )
+}
+
+/// Runs `keyfleet members join-token`. The token goes to `--out` or stdout, never to a log.
+pub(super) async fn join_token(args: &JoinTokenArgs) -> Result<(), CliError> {
+    if let Some(out) = &args.out {
+        check_output(out, false)?;
+    }
+    let client = admin_client(&args.admin)?;
+    let created = client
+        .create_join_token(args.node_id, args.ttl_secs)
+        .await?;
+    let token = zeroize::Zeroizing::new(created.join_token);
+
+    let summary = format!(
+        "join token for node {} created on the leader, node {}; it expires at {} (Unix \
+         seconds) and works once. Run `keyfleetd join --config PATH --fleet ADDR --token-file \
+         FILE` on the new node",
+        args.node_id, created.leader_id, created.expires_at_unix_secs
+    );
+    let mut value = json!({
+        "node_id": args.node_id,
+        "leader_id": created.leader_id,
+        "expires_at_unix_secs": created.expires_at_unix_secs,
+    });
+    match &args.out {
+        Some(out) => {
+            write_private(out, format!("{}\n", token.as_str()).as_bytes(), false)?;
+            value["token_file"] = json!(out.display().to_string());
+            print_result(
+                args.admin.endpoints.json,
+                &format!("{summary}; the token is in {}", out.display()),
+                &value,
+            )
+        }
+        None => {
+            value["join_token"] = json!(token.as_str());
+            print_result(args.admin.endpoints.json, token.as_str(), &value)?;
+            eprintln!("{summary}");
+            Ok(())
+        }
+    }
 }
 
 /// Runs `keyfleet members remove`.

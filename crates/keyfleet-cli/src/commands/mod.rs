@@ -32,6 +32,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Status(args) => fleet_status::run(&args).await,
         Command::Members(MembersCommand::List(args)) => members::list(&args).await,
         Command::Members(MembersCommand::Add(args)) => members::add(&args).await,
+        Command::Members(MembersCommand::JoinToken(args)) => members::join_token(&args).await,
         Command::Members(MembersCommand::Remove(args)) => members::remove(&args).await,
         Command::Members(MembersCommand::TransferLeader(args)) => {
             members::transfer_leader(&args).await

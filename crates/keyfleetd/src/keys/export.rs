@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use keyfleet_hsm::{Hsm, TransportPublicKey};
+use keyfleet_hsm::{Hsm, HsmError, KeyLabel, TransportPublicKey};
 
 use super::check::{oprf_check_value, seal_check_value};
 use super::file::{FileKey, FleetKeyFile, exists_error};
@@ -28,20 +28,7 @@ pub(crate) async fn export(
     token.require_fleet_key(&seal).await?;
     token.require_fleet_key(&oprf_seed).await?;
 
-    let hsm = token.hsm();
-    let file = FleetKeyFile {
-        recipient: recipient.clone(),
-        seal: FileKey {
-            label: seal.label.clone(),
-            wrapped: hsm.wrap_key(&seal.label, recipient).await?,
-        },
-        seal_check: seal_check_value(hsm, &seal.label).await?,
-        oprf_seed: FileKey {
-            label: oprf_seed.label.clone(),
-            wrapped: hsm.wrap_key(&oprf_seed.label, recipient).await?,
-        },
-        oprf_seed_check: oprf_check_value(hsm, &oprf_seed.label).await?,
-    };
+    let file = wrap_fleet_keys(token.hsm(), &seal.label, &oprf_seed.label, recipient).await?;
     file.write(out, force)?;
 
     println!(
@@ -57,4 +44,27 @@ pub(crate) async fn export(
         hex::encode(&file.oprf_seed_check)
     );
     Ok(())
+}
+
+/// Wraps the sealing key `seal` and the OPRF seed `oprf_seed` of `hsm` for `recipient`, with
+/// their check values. The caller checks first that both keys exist.
+pub(crate) async fn wrap_fleet_keys(
+    hsm: &dyn Hsm,
+    seal: &KeyLabel,
+    oprf_seed: &KeyLabel,
+    recipient: &TransportPublicKey,
+) -> Result<FleetKeyFile, HsmError> {
+    Ok(FleetKeyFile {
+        recipient: recipient.clone(),
+        seal: FileKey {
+            label: seal.clone(),
+            wrapped: hsm.wrap_key(seal, recipient).await?,
+        },
+        seal_check: seal_check_value(hsm, seal).await?,
+        oprf_seed: FileKey {
+            label: oprf_seed.clone(),
+            wrapped: hsm.wrap_key(oprf_seed, recipient).await?,
+        },
+        oprf_seed_check: oprf_check_value(hsm, oprf_seed).await?,
+    })
 }

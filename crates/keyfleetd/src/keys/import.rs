@@ -16,8 +16,16 @@ use super::{FleetToken, KeysError, hex};
 /// Imports the fleet keys in the file `input` into `token`, and prints what it did per label.
 pub(crate) async fn import(token: &FleetToken, input: &Path) -> Result<(), KeysError> {
     let file = FleetKeyFile::read(input)?;
-    let shown = input.display();
 
+    import_keys(token, &file, &input.display().to_string()).await
+}
+
+/// Imports the fleet keys of `file` into `token`; `shown` names the file's source in messages.
+pub(crate) async fn import_keys(
+    token: &FleetToken,
+    file: &FleetKeyFile,
+    shown: &str,
+) -> Result<(), KeysError> {
     let own = token.transport_public_key().await?;
     if own != file.recipient {
         return Err(KeysError::failed(format!(
@@ -46,9 +54,9 @@ pub(crate) async fn import(token: &FleetToken, input: &Path) -> Result<(), KeysE
     let steps = [(&seal, &file.seal), (&oprf_seed, &file.oprf_seed)];
     let mut states = Vec::with_capacity(steps.len());
     for (spec, _) in steps {
-        let state = check_key(token, &file, spec).await?;
+        let state = check_key(token, file, spec).await?;
         match state {
-            KeyCheck::Differs => return Err(conflict_error(token, spec, &shown.to_string())),
+            KeyCheck::Differs => return Err(conflict_error(token, spec, shown)),
             KeyCheck::Matches => token.require_fleet_key(spec).await?,
             KeyCheck::Missing => {}
         }
@@ -67,8 +75,8 @@ pub(crate) async fn import(token: &FleetToken, input: &Path) -> Result<(), KeysE
         }
 
         unwrap(token, spec, file_key).await?;
-        if check_key(token, &file, spec).await? != KeyCheck::Matches {
-            return Err(check_failed_error(token, spec, &shown.to_string()));
+        if check_key(token, file, spec).await? != KeyCheck::Matches {
+            return Err(check_failed_error(token, spec, shown));
         }
         println!(
             "{}: imported and verified the {} on token {:?}{note}",

@@ -25,7 +25,18 @@ use std::process::ExitCode;
 
 pub use command::KeysCommand;
 pub use error::KeysError;
-use token::FleetToken;
+pub(crate) use export::wrap_fleet_keys;
+pub(crate) use file::FleetKeyFile;
+pub(crate) use import::import_keys;
+pub(crate) use public_key::fingerprint;
+pub(crate) use token::FleetToken;
+
+/// Parses an uncompressed SEC1 P-256 transport public key. The error says what is wrong.
+pub(crate) fn parse_transport_key(
+    point: &[u8],
+) -> Result<keyfleet_hsm::TransportPublicKey, String> {
+    public_key::parse_sec1(point)
+}
 
 use crate::{NodeConfig, init_logging};
 

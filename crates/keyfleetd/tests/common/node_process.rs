@@ -220,6 +220,18 @@ impl NodeProcess {
 
     /// Starts `keyfleetd` with stdout and stderr appended to the log file.
     pub fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    /// Starts `keyfleetd join --fleet FLEET --token-file TOKEN_FILE`, which joins the node to
+    /// a running fleet and then runs it, with output appended to the log file.
+    pub fn spawn_join(&mut self, fleet: &str, token_file: &Path) {
+        let token_file = token_file.to_str().expect("temporary paths are UTF-8");
+        self.spawn_with(&["join", "--fleet", fleet, "--token-file", token_file]);
+    }
+
+    /// Starts `keyfleetd ARGS --config <this node's configuration>`.
+    fn spawn_with(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "node {} is already running", self.id);
         self.starts += 1;
 
@@ -228,6 +240,7 @@ impl NodeProcess {
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyfleetd"));
         command
+            .args(args)
             .arg("--config")
             .arg(self.config_path())
             .env("SOFTHSM2_CONF", &self.softhsm_conf)

@@ -126,6 +126,13 @@ impl TestCluster {
     /// Runs the key ceremony with `keyfleetd keys`: generates the fleet keys in node 1's token
     /// and imports them, wrapped, into every other node's token. The nodes must be stopped.
     pub fn share_fleet_keys(&self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        self.share_fleet_keys_among(&ids);
+    }
+
+    /// Like [`TestCluster::share_fleet_keys`], for node 1 and the nodes `ids` only. The other
+    /// nodes' tokens get no fleet keys.
+    pub fn share_fleet_keys_among(&self, ids: &[NodeId]) {
         let first = self.node(1);
         expect_success(
             first,
@@ -133,7 +140,8 @@ impl TestCluster {
             "keys generate",
         );
 
-        for node in self.nodes.values().filter(|node| node.id() != 1) {
+        let others = ids.iter().filter(|id| **id != 1).map(|id| self.node(*id));
+        for node in others {
             let output = node.run_keys_command(&["transport-key"]);
             expect_success(node, &output, "keys transport-key");
             let recipient = String::from_utf8(output.stdout).expect("hex is UTF-8");
@@ -142,6 +150,28 @@ impl TestCluster {
             let file = file.to_str().expect("temporary paths are UTF-8");
             let export = ["export", "--recipient", recipient.trim(), "--out", file];
             expect_success(first, &first.run_keys_command(&export), "keys export");
+            expect_success(
+                node,
+                &node.run_keys_command(&["import", "--in", file]),
+                "keys import",
+            );
+        }
+    }
+
+    /// Imports the fleet keys of `source`'s node 1 into every node's token of this cluster,
+    /// with `keyfleetd keys export` and `import`. The nodes must be stopped.
+    pub fn import_fleet_keys_from(&self, source: &TestCluster) {
+        let exporter = source.node(1);
+
+        for node in self.nodes.values() {
+            let output = node.run_keys_command(&["transport-key"]);
+            expect_success(node, &output, "keys transport-key");
+            let recipient = String::from_utf8(output.stdout).expect("hex is UTF-8");
+
+            let file = node.dir().join("fleet-keys.json");
+            let file = file.to_str().expect("temporary paths are UTF-8");
+            let export = ["export", "--recipient", recipient.trim(), "--out", file];
+            expect_success(exporter, &exporter.run_keys_command(&export), "keys export");
             expect_success(
                 node,
                 &node.run_keys_command(&["import", "--in", file]),
@@ -382,6 +412,11 @@ impl TestCluster {
         self.node_mut(id).set_tls_toml(toml);
     }
 
+    /// Runs `keyfleetd keys ARGS` with node `id`'s configuration and returns its output.
+    pub fn run_keys(&self, id: NodeId, args: &[&str]) -> std::process::Output {
+        self.node(id).run_keys_command(args)
+    }
+
     /// Runs `keyfleetd certs ARGS` with node `id`'s configuration and returns its output.
     pub fn run_certs(&self, id: NodeId, args: &[&str]) -> std::process::Output {
         self.node(id).run_certs_command(args)
@@ -395,6 +430,16 @@ impl TestCluster {
     /// Starts node `id` without waiting for it to serve anything.
     pub fn spawn(&mut self, id: NodeId) {
         self.node_mut(id).spawn();
+    }
+
+    /// Starts node `id` with `keyfleetd join`, against the API addresses of the nodes `fleet`
+    /// and with the join token in `token_file`, without waiting for anything.
+    pub fn spawn_join(&mut self, id: NodeId, fleet: &[NodeId], token_file: &std::path::Path) {
+        let fleet: Vec<String> = fleet
+            .iter()
+            .map(|member| self.addresses(*member).api)
+            .collect();
+        self.node_mut(id).spawn_join(&fleet.join(","), token_file);
     }
 
     /// Waits up to [`WAIT`] for node `id` to exit on its own, and returns its exit status.
@@ -435,6 +480,12 @@ impl TestCluster {
     /// certificate (naming 127.0.0.1) and an operator certificate, and sets the clients to
     /// trust the CA and present the operator certificate.
     pub fn enable_tls(&mut self) {
+        self.enable_tls_except(&[]);
+    }
+
+    /// Like [`TestCluster::enable_tls`], but issues no certificate for the nodes `without`,
+    /// which get theirs by joining. Their `[tls]` sections name the same files.
+    pub fn enable_tls_except(&mut self, without: &[NodeId]) {
         let paths = FleetTlsPaths::new(self.root());
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
 
@@ -448,7 +499,7 @@ impl TestCluster {
             "certs init-ca",
         );
 
-        for id in &ids {
+        for id in ids.iter().filter(|id| !without.contains(id)) {
             let dir = self.node_dir(*id);
             let id_text = id.to_string();
             let cert = path_text(&dir.join("node.pem"));

@@ -8,7 +8,7 @@ use keyfleet_hsm::{Hsm, KeyLabel, SealContext, SealedBlob};
 use keyfleet_raft_net::{IDENTITY_SUFFIX, OPERATOR_NAME, node_name};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -96,6 +96,25 @@ impl FleetCa {
         ips: &[IpAddr],
         days: u32,
     ) -> Result<IssuedCertificate, CertsError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
+        let cert_pem = self.issue_node_for_key(node_id, dns, ips, days, &key)?;
+
+        Ok(IssuedCertificate {
+            cert_pem,
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// Issues node `node_id`'s certificate, as [`FleetCa::issue_node`] does, for a key pair
+    /// that the node generated and keeps. Returns the certificate's PEM.
+    pub(crate) fn issue_node_for_key(
+        &self,
+        node_id: u64,
+        dns: &[String],
+        ips: &[IpAddr],
+        days: u32,
+        public_key: &impl PublicKeyData,
+    ) -> Result<String, CertsError> {
         let identity = node_name(node_id);
         let mut names = vec![san_dns(&identity)?];
         for name in dns {
@@ -108,7 +127,7 @@ impl FleetCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        self.issue(&identity, names, usages, days)
+        self.sign(&identity, names, usages, days, public_key)
     }
 
     /// Issues an operator client certificate with common name `name`. It names
@@ -136,6 +155,23 @@ impl FleetCa {
         days: u32,
     ) -> Result<IssuedCertificate, CertsError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
+        let cert_pem = self.sign(common_name, names, usages, days, &key)?;
+
+        Ok(IssuedCertificate {
+            cert_pem,
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// Signs a certificate for `public_key` and returns its PEM.
+    fn sign(
+        &self,
+        common_name: &str,
+        names: Vec<SanType>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+        days: u32,
+        public_key: &impl PublicKeyData,
+    ) -> Result<String, CertsError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = common_name_dn(common_name);
         params.subject_alt_names = names;
@@ -147,11 +183,8 @@ impl FleetCa {
 
         let ca_params = ca_params();
         let issuer = Issuer::from_params(&ca_params, &self.key);
-        let cert = params.signed_by(&key, &issuer).map_err(rcgen_error)?;
-        Ok(IssuedCertificate {
-            cert_pem: cert.pem(),
-            key_pem: Zeroizing::new(key.serialize_pem()),
-        })
+        let cert = params.signed_by(public_key, &issuer).map_err(rcgen_error)?;
+        Ok(cert.pem())
     }
 
     /// Checks that this key is the one in `ca_cert`, so that certificates it issues chain to

@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 pub use command::{CertsCommand, Output};
 
 use crate::{ConfigError, NodeConfig, init_logging};
-use authority::{FleetCa, IssuedCertificate};
+pub(crate) use authority::FleetCa;
+use authority::IssuedCertificate;
+pub(crate) use command::LEAF_DAYS;
 
 /// Help text of `keyfleetd certs`.
 pub const USAGE: &str = "\
@@ -219,8 +221,10 @@ pub fn run(command: &CertsCommand) -> Result<(), CertsError> {
     })
 }
 
-async fn open_ca(
-    hsm: &Pkcs11Hsm,
+/// Reads the CA certificate and the sealed CA key, unseals the key with `hsm`'s sealing key
+/// `seal_key`, and checks that the key belongs to the certificate.
+pub(crate) async fn open_ca(
+    hsm: &dyn keyfleet_hsm::Hsm,
     seal_key: &keyfleet_hsm::KeyLabel,
     fleet_id: &str,
     ca_cert_path: &Path,
@@ -254,7 +258,7 @@ fn required<'a>(path: Option<&'a Path>, key: &str) -> Result<&'a Path, CertsErro
     })
 }
 
-fn read_ca_cert(path: &Path) -> Result<CertificateDer<'static>, CertsError> {
+pub(crate) fn read_ca_cert(path: &Path) -> Result<CertificateDer<'static>, CertsError> {
     let mut certs =
         load_certificates(path).map_err(|error| CertsError::failed(error.to_string()))?;
     Ok(certs.swap_remove(0))
@@ -295,7 +299,12 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CertsError> {
 /// Writes `contents` to a new file with `mode`, or replaces the file when `replace` is set.
 /// A replaced file is written to a temporary name first and renamed over the old one, so a
 /// running node that reloads never reads half a file.
-fn write_file(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<(), CertsError> {
+pub(crate) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    replace: bool,
+) -> Result<(), CertsError> {
     use std::os::unix::fs::OpenOptionsExt;
 
     let failed = |error: std::io::Error| {
