@@ -117,7 +117,13 @@ fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
     match error {
         ClientError::NoEndpoints
         | ClientError::InvalidEndpoint { .. }
-        | ClientError::InvalidPolicy { .. } => Exit::Usage,
+        | ClientError::InvalidPolicy { .. }
+        | ClientError::InvalidTls { .. }
+        | ClientError::Tls { .. } => Exit::Usage,
+        // A file named by an option that does not exist is a usage error, like a bad option.
+        ClientError::TlsFile { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            Exit::Usage
+        }
         ClientError::InvalidArgument { .. } => Exit::InvalidArgument,
         ClientError::Rpc {
             code: Code::Unauthenticated | Code::PermissionDenied,
@@ -128,7 +134,7 @@ fn node_exit(error: &keyfleet_client::ClientError) -> Exit {
             ..
         } => Exit::InvalidArgument,
         ClientError::Rpc {
-            code: Code::FailedPrecondition,
+            code: Code::FailedPrecondition | Code::AlreadyExists,
             ..
         } => Exit::Rejected,
         ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. } => Exit::Unavailable,
@@ -270,6 +276,22 @@ mod tests {
                 1,
             ),
             (CliError::Prompt(missing()), 1),
+            (
+                CliError::Node(keyfleet_client::ClientError::TlsFile {
+                    path: PathBuf::from("fleet-ca.pem"),
+                    source: missing(),
+                }),
+                2,
+            ),
+            (
+                CliError::Node(keyfleet_client::ClientError::Tls {
+                    endpoint: "http://127.0.0.1:1".to_owned(),
+                    code: tonic::Code::Unavailable,
+                    message: "invalid peer certificate: UnknownIssuer".to_owned(),
+                    hint: "pass the fleet CA certificate",
+                }),
+                2,
+            ),
         ];
 
         for (error, expected) in cases {

@@ -15,6 +15,12 @@ pub(crate) fn print_result(json: bool, text: &str, value: &Value) -> Result<(), 
     }
 }
 
+/// Returns `count` followed by `singular` when it is 1, or else by `plural`, such as "1 user".
+pub(crate) fn count_of(count: u64, singular: &str, plural: &str) -> String {
+    let noun = if count == 1 { singular } else { plural };
+    format!("{count} {noun}")
+}
+
 /// Prints `line` and a newline on stdout.
 pub(crate) fn print_line(line: &str) -> Result<(), CliError> {
     let mut stdout = io::stdout().lock();
@@ -44,5 +50,17 @@ pub(crate) fn print_outcome_or_secret(
             Ok(())
         }
         None => print_line(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_of_picks_the_noun() {
+        assert_eq!(count_of(0, "user", "users"), "0 users");
+        assert_eq!(count_of(1, "user", "users"), "1 user");
+        assert_eq!(count_of(2, "user", "users"), "2 users");
     }
 }

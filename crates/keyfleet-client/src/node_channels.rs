@@ -106,7 +106,12 @@ impl NodeChannels {
             .connect_timeout(self.rpc_timeout)
             .timeout(self.rpc_timeout);
         if let Some(tls) = &self.tls {
-            builder = builder.tls_config(tls.tonic_config()).map_err(invalid)?;
+            builder = builder.tls_config(tls.tonic_config()).map_err(|source| {
+                ClientError::InvalidTls {
+                    endpoint: endpoint.to_owned(),
+                    source,
+                }
+            })?;
         }
         let channel = builder.connect_lazy();
 

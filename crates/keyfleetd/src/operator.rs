@@ -172,8 +172,12 @@ pub(crate) async fn restore_snapshot(
                 "snapshot restore rejected: it would roll guess counts back"
             );
             let examples: Vec<&str> = examples.iter().map(|user| user.as_str()).collect();
+            let users = match users {
+                1 => "1 user".to_owned(),
+                count => format!("{count} users"),
+            };
             Err(Status::failed_precondition(format!(
-                "the snapshot would give {users} users more guesses than they have now (lower \
+                "the snapshot would give {users} more guesses than they have now (lower \
                  guess counts, or bring back locked or deleted records), for example {examples:?}; \
                  nothing changed. Restore a newer snapshot, or pass --allow-counter-rollback if \
                  you accept handing out those guesses"

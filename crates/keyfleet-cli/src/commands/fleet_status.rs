@@ -60,11 +60,11 @@ pub(super) async fn run(args: &EndpointArgs) -> Result<(), CliError> {
     let value = render_json(&views, &verdict);
     print_result(args.json, &text, &value)?;
 
-    let summary = format!(
-        "cluster is {}: {}",
-        verdict.health.name(),
-        verdict.problems.join("; ")
-    );
+    let state = match verdict.health {
+        Health::NoQuorum => "has no quorum".to_owned(),
+        health => format!("is {}", health.name()),
+    };
+    let summary = format!("the cluster {state}: {}", verdict.problems.join("; "));
     match verdict.health {
         Health::Healthy => Ok(()),
         Health::Degraded => Err(CliError::Degraded(summary)),

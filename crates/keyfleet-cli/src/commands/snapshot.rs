@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::{SnapshotRestoreArgs, SnapshotSaveArgs, SnapshotVerifyArgs};
 use crate::cli_error::CliError;
-use crate::output::print_result;
+use crate::output::{count_of, print_result};
 use crate::private_file::{check_output, write_private};
 
 /// Largest snapshot file read, in bytes: the node API's message limit.
@@ -61,12 +61,12 @@ pub(super) async fn restore(args: &SnapshotRestoreArgs) -> Result<(), CliError> 
     print_result(
         args.admin.endpoints.json,
         &format!(
-            "restored {} users from the snapshot at log index {} of fleet {:?}; {} had guess counts \
+            "restored {} from the snapshot at log index {} of fleet {:?}; {} had guess counts \
              rolled back; the restore is log index {}",
-            restored.users,
+            count_of(restored.users, "user", "users"),
             file.last_log_index,
             file.fleet_id,
-            restored.rolled_back,
+            count_of(restored.rolled_back, "user", "users"),
             restored.log_index
         ),
         &json!({
