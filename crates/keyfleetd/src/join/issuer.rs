@@ -162,6 +162,9 @@ impl JoinIssuer {
             Status::invalid_argument(format!("transport_public_key is invalid: {reason}"))
         })?;
 
+        // NOTE: the certificate is issued before the node proves its fleet keys, because the
+        // node needs it to start and be reached as a learner. Whoever holds the token thus
+        // gets a certificate for this node id even when the proof later fails.
         let certificate_pem = self.issue_certificate(node_id, &addresses, tls_key).await?;
         let keys = wrap_fleet_keys(
             self.hsm.as_ref(),
