@@ -31,7 +31,7 @@ pub(crate) use import::import_keys;
 pub(crate) use public_key::fingerprint;
 pub(crate) use token::FleetToken;
 
-/// Parses an uncompressed SEC1 P-256 transport public key. The error says what is wrong.
+/// Parses an uncompressed SEC1 P-256 transport public key. The error describes the fault.
 pub(crate) fn parse_transport_key(
     point: &[u8],
 ) -> Result<keyfleet_hsm::TransportPublicKey, String> {
