@@ -23,6 +23,7 @@ use crate::redb_io::NamedValues;
 use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
 use crate::redb_io::copy_table;
+use crate::redb_io::create_database;
 use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
@@ -65,10 +66,7 @@ impl LogStore {
     /// Opens the log file at `path`, creating it if it does not exist.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         remove_stale_rewrite(path)?;
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let db = create_database(path)?;
 
         create_tables(&db)?;
 

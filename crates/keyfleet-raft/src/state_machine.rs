@@ -25,6 +25,7 @@ use crate::redb_io::NamedValues;
 use crate::redb_io::SharedDatabase;
 use crate::redb_io::begin_durable_write;
 use crate::redb_io::copy_table;
+use crate::redb_io::create_database;
 use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
@@ -98,10 +99,7 @@ impl StateMachineStore {
     /// Every node of a fleet must use the same capacity, or their states can diverge.
     pub fn open_with_dedup_capacity(path: &Path, dedup_capacity: u64) -> Result<Self, StoreError> {
         remove_stale_rewrite(path)?;
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let db = create_database(path)?;
 
         create_tables(&db)?;
 
