@@ -167,6 +167,23 @@ pub(crate) fn begin_durable_write(db: &Database) -> Result<WriteTransaction, Sto
     Ok(txn)
 }
 
+/// Begins a write transaction whose commit is visible to later transactions at once but reaches
+/// the disk only with the next durable commit of the same database. A crash before that commit
+/// rolls the database back to the last durable commit, never to a torn state.
+pub(crate) fn begin_buffered_write(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+
+    txn.set_durability(Durability::None)?;
+
+    Ok(txn)
+}
+
+/// Commits an empty durable transaction, which puts every earlier buffered commit on disk.
+pub(crate) fn sync_database(db: &Database) -> Result<(), StoreError> {
+    begin_durable_write(db)?.commit()?;
+    Ok(())
+}
+
 /// Reads and decodes the value stored under `key`.
 pub(crate) fn get_value<T, R>(
     table: &R,
