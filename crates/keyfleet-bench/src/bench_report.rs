@@ -57,6 +57,13 @@ pub struct NodeSummary {
     pub restarted_node: NodeId,
     /// Time from its start until its readiness was SERVING, in seconds.
     pub restart_serving_secs: f64,
+    /// The node added as a learner after the restart.
+    pub learner: NodeId,
+    /// Time from the learner's start until the leader had replicated to it the entry that added
+    /// it, in seconds.
+    pub learner_catch_up_secs: f64,
+    /// Whether the learner installed a snapshot, rather than receiving only log entries.
+    pub learner_by_snapshot: bool,
 }
 
 impl fmt::Display for BenchReport {
@@ -116,6 +123,17 @@ impl BenchReport {
                 out,
                 "node {} killed and started again: serving after {:.2} s",
                 nodes.restarted_node, nodes.restart_serving_secs
+            )?;
+            writeln!(
+                out,
+                "node {} added as a learner: caught up after {:.2} s ({})",
+                nodes.learner,
+                nodes.learner_catch_up_secs,
+                if nodes.learner_by_snapshot {
+                    "installed a snapshot"
+                } else {
+                    "log entries only, no snapshot"
+                }
             )?;
         }
         writeln!(out)
