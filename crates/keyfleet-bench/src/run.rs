@@ -151,8 +151,9 @@ async fn measure_local(
             restarted_node,
             restart_serving_secs: serving_after.as_secs_f64(),
             learner: learner.node,
-            learner_catch_up_secs: learner.elapsed.as_secs_f64(),
+            learner_catch_up_secs: learner.outcome.as_ref().ok().map(Duration::as_secs_f64),
             learner_by_snapshot: learner.by_snapshot,
+            learner_error: learner.outcome.err(),
         },
     ))
 }

@@ -107,7 +107,16 @@ fn learner_check(nodes: Option<&NodeSummary>, users: usize) -> TargetCheck {
         };
     };
 
-    let how = if nodes.learner_by_snapshot {
+    let Some(secs) = nodes.learner_catch_up_secs else {
+        return TargetCheck {
+            target,
+            bound,
+            measured: nodes.learner_error.clone().unwrap_or_default(),
+            verdict: "not met: the new node did not catch up".to_owned(),
+        };
+    };
+
+    let transfer = if nodes.learner_by_snapshot {
         "with a snapshot"
     } else {
         "from log entries, no snapshot"
@@ -116,10 +125,10 @@ fn learner_check(nodes: Option<&NodeSummary>, users: usize) -> TargetCheck {
         target,
         bound,
         measured: format!(
-            "{:.2} s for node {} at {users} users, {how}",
-            nodes.learner_catch_up_secs, nodes.learner
+            "{secs:.2} s for node {} at {users} users, {transfer}",
+            nodes.learner
         ),
-        verdict: at_scale(nodes.learner_catch_up_secs < MAX_CATCH_UP_SECS, users),
+        verdict: at_scale(secs < MAX_CATCH_UP_SECS, users),
     }
 }
 
