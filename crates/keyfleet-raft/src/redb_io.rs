@@ -62,6 +62,7 @@ pub(crate) fn exclusive(db: &RwLock<Database>) -> RwLockWriteGuard<'_, Database>
 /// redb's default is 1 GiB, which a vault with many users fills, so a node's resident memory
 /// would grow with the vault. Reads past the cache go to the file, and so usually to the
 /// operating system's page cache, which does not count in the node's resident memory.
+// NOTE: 32 MiB is not tuned by a measurement of read latency or resident memory.
 pub(crate) const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Opens the database at `path` with a [`CACHE_BYTES`] cache, creating it if it does not exist.
