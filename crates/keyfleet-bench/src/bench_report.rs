@@ -57,6 +57,15 @@ pub struct NodeSummary {
     pub restarted_node: NodeId,
     /// Time from its start until its readiness was SERVING, in seconds.
     pub restart_serving_secs: f64,
+    /// The node added as a learner after the restart.
+    pub learner: NodeId,
+    /// Time from the learner's start until the leader had replicated to it the entry that added
+    /// it, in seconds, or `None` when `AddLearner` failed.
+    pub learner_catch_up_secs: Option<f64>,
+    /// Whether the learner installed a snapshot, rather than receiving only log entries.
+    pub learner_by_snapshot: bool,
+    /// The error of a failed `AddLearner`.
+    pub learner_error: Option<String>,
 }
 
 impl fmt::Display for BenchReport {
@@ -117,6 +126,24 @@ impl BenchReport {
                 "node {} killed and started again: serving after {:.2} s",
                 nodes.restarted_node, nodes.restart_serving_secs
             )?;
+            let transfer = if nodes.learner_by_snapshot {
+                "installed a snapshot"
+            } else {
+                "log entries only, no snapshot"
+            };
+            match (nodes.learner_catch_up_secs, &nodes.learner_error) {
+                (Some(secs), _) => writeln!(
+                    out,
+                    "node {} added as a learner: caught up after {secs:.2} s ({transfer})",
+                    nodes.learner
+                )?,
+                (None, error) => writeln!(
+                    out,
+                    "node {} added as a learner: did not catch up: {}",
+                    nodes.learner,
+                    error.as_deref().unwrap_or("no error recorded")
+                )?,
+            }
         }
         writeln!(out)
     }

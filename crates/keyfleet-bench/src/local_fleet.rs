@@ -43,10 +43,32 @@ const SOFTHSM_MODULES: &[&str] = &[
     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
 ];
 
-/// Three `keyfleetd` processes and their files. Dropping it kills the processes.
+/// Id of the node that [`LocalFleet::add_learner`] adds.
+const LEARNER_ID: NodeId = 4;
+
+/// Line that a node logs when it starts to install a snapshot from the leader.
+const SNAPSHOT_INSTALL_LOG: &str = "installing snapshot";
+
+/// Catch-up of a new node: its id, the time it took and whether a snapshot was installed.
+#[derive(Debug, Clone)]
+pub(crate) struct LearnerCatchUp {
+    /// Id of the new node.
+    pub(crate) node: NodeId,
+    /// Time from the start of its process until the leader had replicated the entry that added
+    /// it, or the error of an `AddLearner` that failed, for example because the node did not
+    /// catch up within the node's `raft.learner_catch_up_timeout_ms`.
+    pub(crate) outcome: Result<Duration, String>,
+    /// Whether it installed a snapshot, rather than receiving only log entries.
+    pub(crate) by_snapshot: bool,
+}
+
+/// The `keyfleetd` processes and their files: three voters, and a learner once
+/// [`LocalFleet::add_learner`] ran. Dropping it kills the processes.
 #[derive(Debug)]
 pub(crate) struct LocalFleet {
     keyfleetd: PathBuf,
+    root: PathBuf,
+    module: PathBuf,
     softhsm_conf: PathBuf,
     nodes: BTreeMap<NodeId, LocalNode>,
     tenant_key: TenantSigningKey,
@@ -87,6 +109,8 @@ impl LocalFleet {
 
         let mut fleet = Self {
             keyfleetd: keyfleetd.to_owned(),
+            root: dir.to_owned(),
+            module: module.clone(),
             softhsm_conf,
             nodes: BTreeMap::new(),
             tenant_key,
@@ -96,7 +120,10 @@ impl LocalFleet {
             let node = fleet.prepare_node(id, dir, &module, &admin_token_file)?;
             fleet.nodes.insert(id, node);
         }
-        fleet.share_fleet_keys()?;
+        fleet.run_keys(1, &["generate"])?;
+        for id in [2, 3] {
+            fleet.share_fleet_keys(id)?;
+        }
 
         for id in 1..=3 {
             fleet.spawn(id)?;
@@ -152,6 +179,46 @@ impl LocalFleet {
         self.wait_serving(follower, START_WAIT).await?;
 
         Ok((follower, started.elapsed()))
+    }
+
+    /// Sets up a fourth node with its own token and the fleet keys, starts it, adds it as a
+    /// learner, and returns how long it took from the start of its process until the leader had
+    /// replicated the entry that added it. A failed `AddLearner` is part of the result. Only a
+    /// failed setup is an error.
+    pub(crate) async fn add_learner(&mut self) -> Result<LearnerCatchUp, BenchError> {
+        let admin_token_file = self.root.join("admin-token");
+        let node = self.prepare_node(LEARNER_ID, &self.root, &self.module, &admin_token_file)?;
+        let addresses = NodeAddresses::new(node.raft_addr.to_string(), node.api_addr.to_string());
+        let voters = self.endpoints();
+        self.nodes.insert(LEARNER_ID, node);
+        self.share_fleet_keys(LEARNER_ID)?;
+
+        let started = std::time::Instant::now();
+        self.spawn(LEARNER_ID)?;
+        let added = self
+            .admin_client(voters)?
+            .add_learner(LEARNER_ID, &addresses)
+            .await;
+        let elapsed = started.elapsed();
+        let outcome = match added {
+            Ok(_) => Ok(elapsed),
+            Err(error) => {
+                tracing::warn!(node_id = LEARNER_ID, %error, "the new learner did not catch up");
+                Err(format!(
+                    "AddLearner of node {LEARNER_ID} failed after {:.1} s: {error}",
+                    elapsed.as_secs_f64()
+                ))
+            }
+        };
+
+        let log = self.nodes[&LEARNER_ID].dir.join("keyfleetd.log");
+        let log_text = std::fs::read_to_string(&log)
+            .map_err(|error| BenchError::io("read the node log", &log, error))?;
+        Ok(LearnerCatchUp {
+            node: LEARNER_ID,
+            outcome,
+            by_snapshot: log_text.contains(SNAPSHOT_INSTALL_LOG),
+        })
     }
 
     /// Kills every node.
@@ -230,21 +297,17 @@ impl LocalFleet {
         Ok(node)
     }
 
-    /// Generates the fleet keys in node 1's token and imports them, wrapped for each other
-    /// node's transport key, into nodes 2 and 3.
-    fn share_fleet_keys(&self) -> Result<(), BenchError> {
-        self.run_keys(1, &["generate"])?;
-
-        for id in [2, 3] {
-            let recipient = self.run_keys(id, &["transport-key"])?;
-            let file = self.nodes[&id].dir.join("fleet-keys.json");
-            let file = file.to_string_lossy();
-            self.run_keys(
-                1,
-                &["export", "--recipient", recipient.trim(), "--out", &file],
-            )?;
-            self.run_keys(id, &["import", "--in", &file])?;
-        }
+    /// Exports the fleet keys from node 1's token, wrapped for node `id`'s transport key, and
+    /// imports them into node `id`'s token.
+    fn share_fleet_keys(&self, id: NodeId) -> Result<(), BenchError> {
+        let recipient = self.run_keys(id, &["transport-key"])?;
+        let file = self.nodes[&id].dir.join("fleet-keys.json");
+        let file = file.to_string_lossy();
+        self.run_keys(
+            1,
+            &["export", "--recipient", recipient.trim(), "--out", &file],
+        )?;
+        self.run_keys(id, &["import", "--in", &file])?;
         Ok(())
     }
 
@@ -367,7 +430,7 @@ impl LocalFleet {
     }
 
     fn node_mut(&mut self, id: NodeId) -> &mut LocalNode {
-        self.nodes.get_mut(&id).expect("nodes 1 to 3 exist")
+        self.nodes.get_mut(&id).expect("the node was set up")
     }
 }
 

@@ -141,6 +141,8 @@ async fn measure_local(
     let resident_mib = fleet.resident_mib();
     tracing::info!("restarting a follower");
     let (restarted_node, serving_after) = fleet.restart_follower().await?;
+    tracing::info!("adding a learner");
+    let learner = fleet.add_learner().await?;
 
     Ok((
         summary,
@@ -148,6 +150,10 @@ async fn measure_local(
             resident_mib,
             restarted_node,
             restart_serving_secs: serving_after.as_secs_f64(),
+            learner: learner.node,
+            learner_catch_up_secs: learner.outcome.as_ref().ok().map(Duration::as_secs_f64),
+            learner_by_snapshot: learner.by_snapshot,
+            learner_error: learner.outcome.err(),
         },
     ))
 }

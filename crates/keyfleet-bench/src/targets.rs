@@ -14,6 +14,8 @@ const MIN_CEILING_RATIO: f64 = 0.5;
 const MAX_RESIDENT_MIB: f64 = 256.0;
 /// Maximum time from a node's restart until it serves again, in seconds.
 const MAX_RESTART_SECS: f64 = 10.0;
+/// Maximum time from a new node's start until it has caught up, in seconds.
+const MAX_CATCH_UP_SECS: f64 = 60.0;
 
 /// One target and how this run measured against it.
 #[derive(Debug, Clone, Serialize)]
@@ -88,14 +90,46 @@ pub(crate) fn check_targets(report: &BenchReport) -> Vec<TargetCheck> {
         measured: format!("this run had {} users", report.settings.users),
         verdict: "not measured: compare runs with --users; see docs/benchmarks.md".to_owned(),
     });
-    checks.push(TargetCheck {
-        target: "new node caught up by snapshot",
-        bound: "< 60 s at 1M users",
-        measured: "-".to_owned(),
-        verdict: "not measured: the benchmark adds no node".to_owned(),
-    });
+    checks.push(learner_check(report.nodes.as_ref(), report.settings.users));
 
     checks
+}
+
+fn learner_check(nodes: Option<&NodeSummary>, users: usize) -> TargetCheck {
+    let target = "new node caught up by snapshot";
+    let bound = "< 60 s at 1M users";
+    let Some(nodes) = nodes else {
+        return TargetCheck {
+            target,
+            bound,
+            measured: "-".to_owned(),
+            verdict: "not measured: the benchmark did not start the fleet".to_owned(),
+        };
+    };
+
+    let Some(secs) = nodes.learner_catch_up_secs else {
+        return TargetCheck {
+            target,
+            bound,
+            measured: nodes.learner_error.clone().unwrap_or_default(),
+            verdict: "not met: the new node did not catch up".to_owned(),
+        };
+    };
+
+    let transfer = if nodes.learner_by_snapshot {
+        "with a snapshot"
+    } else {
+        "from log entries, no snapshot"
+    };
+    TargetCheck {
+        target,
+        bound,
+        measured: format!(
+            "{secs:.2} s for node {} at {users} users, {transfer}",
+            nodes.learner
+        ),
+        verdict: at_scale(secs < MAX_CATCH_UP_SECS, users),
+    }
 }
 
 fn node_checks(nodes: Option<&NodeSummary>, users: usize) -> Vec<TargetCheck> {

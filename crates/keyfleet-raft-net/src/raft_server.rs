@@ -8,8 +8,8 @@ use keyfleet_raft::Raft;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::MAX_MESSAGE_BYTES;
 use crate::proto::raft_server::RaftServer as GeneratedRaftServer;
@@ -127,19 +127,22 @@ impl RaftServer {
             // An error means the sender was dropped, which also means stop.
             let _ = stop_rx.await;
         };
-        let router = Server::builder().tcp_nodelay(true).add_service(service);
+        let router = Server::builder().add_service(service);
         let tls = self.tls.is_some();
-        let mut server: ServeFuture<'_> = match self.tls {
-            Some(config) => {
-                Box::pin(router.serve_with_incoming_shutdown(
+        // Nagle's algorithm would hold a response's last frames back until the peer's delayed
+        // ACK, about 40 ms on Linux, so every accepted socket sets TCP_NODELAY, as
+        // `tls_incoming` does for TLS.
+        let mut server: ServeFuture<'_> =
+            match self.tls {
+                Some(config) => Box::pin(router.serve_with_incoming_shutdown(
                     tls_incoming(self.listener, config, "raft"),
                     stop,
-                ))
-            }
-            None => Box::pin(
-                router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop),
-            ),
-        };
+                )),
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                    stop,
+                )),
+            };
 
         tracing::info!(%addr, tls, "Raft gRPC server started");
 

@@ -107,6 +107,10 @@ pub enum StoreError {
     /// The blocking task running the redb work panicked or was cancelled.
     #[error("redb task did not complete: {0}")]
     Task(#[from] tokio::task::JoinError),
+
+    /// The thread that syncs appended log entries to disk could not be started.
+    #[error("failed to start the Raft log flusher thread: {0}")]
+    StartFlusher(#[source] io::Error),
 }
 
 macro_rules! impl_from_redb_error {

@@ -3,7 +3,8 @@ use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
 
 use openraft::LogState;
 use openraft::OptionalSend;
@@ -21,8 +22,10 @@ use crate::error::encode;
 use crate::error::report;
 use crate::redb_io::NamedValues;
 use crate::redb_io::SharedDatabase;
+use crate::redb_io::begin_buffered_write;
 use crate::redb_io::begin_durable_write;
 use crate::redb_io::copy_table;
+use crate::redb_io::create_database;
 use crate::redb_io::exclusive;
 use crate::redb_io::get_value;
 use crate::redb_io::put_value;
@@ -31,6 +34,7 @@ use crate::redb_io::rewrite;
 use crate::redb_io::run_blocking;
 use crate::redb_io::share;
 use crate::redb_io::shared;
+use crate::redb_io::sync_database;
 use crate::type_config::Entry;
 use crate::type_config::LogId;
 use crate::type_config::TypeConfig;
@@ -48,9 +52,17 @@ const LAST_PURGED_KEY: &str = "last_purged_log_id";
 
 /// Raft log store in a redb file: the vote, the committed log id and the log entries.
 ///
-/// Every write is one redb write transaction committed with `Durability::Immediate`, so it is on
-/// disk when the call returns. Clones share the database and serve as log readers, which read
-/// through redb's MVCC read transactions.
+/// [`RaftLogStorage::append`] commits the entries without waiting for the disk, so they are
+/// readable when it returns, and hands the flush callback to a flusher thread. That thread puts
+/// every append that has queued up on disk with one durable commit, then reports each of them
+/// flushed in order: concurrent writes share one fsync (group commit), and Raft replicates the
+/// entries while they are being synced. Raft counts an entry towards a commit only after its
+/// callback reports the flush. The vote, truncation and purge commit durably before they
+/// return. The committed log id is saved without an fsync: it is only a hint for replaying the
+/// log after a restart, and it reaches the disk with the next durable commit.
+///
+/// Clones share the database and serve as log readers, which read through redb's MVCC read
+/// transactions.
 ///
 /// Every purge rewrites the file (see [`purge_entries`]), so that the bytes of purged entries,
 /// which may carry sealed blobs of erased records, do not linger in freed pages. The rewrite
@@ -59,22 +71,30 @@ const LAST_PURGED_KEY: &str = "last_purged_log_id";
 pub struct LogStore {
     db: SharedDatabase,
     path: Arc<PathBuf>,
+    flushes: mpsc::Sender<IOFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    /// Opens the log file at `path`, creating it if it does not exist.
+    /// Opens the log file at `path`, creating it if it does not exist, and starts its flusher
+    /// thread, which ends when the last clone of the store is dropped.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         remove_stale_rewrite(path)?;
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let db = create_database(path)?;
 
         create_tables(&db)?;
 
+        let db = share(db);
+        let (flushes, pending) = mpsc::channel();
+        let flusher_db = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("raft-log-flusher".to_owned())
+            .spawn(move || run_flusher(&flusher_db, &pending))
+            .map_err(StoreError::StartFlusher)?;
+
         Ok(Self {
-            db: share(db),
+            db,
             path: Arc::new(path.to_owned()),
+            flushes,
         })
     }
 
@@ -102,6 +122,7 @@ impl LogStore {
         key: &'static str,
         value: T,
         value_name: &'static str,
+        durable: bool,
     ) -> Result<(), StoreError>
     where
         T: serde::Serialize + Send + 'static,
@@ -110,7 +131,11 @@ impl LogStore {
 
         run_blocking(move || {
             let db = shared(&db);
-            let txn = begin_durable_write(&db)?;
+            let txn = if durable {
+                begin_durable_write(&db)?
+            } else {
+                begin_buffered_write(&db)?
+            };
             {
                 let mut table = txn.open_table(LOG_META)?;
                 put_value(&mut table, key, &value, value_name)?;
@@ -145,11 +170,45 @@ impl LogStore {
     /// Stores `vote` and then appends `entry`, each durably, for an offline tool that runs
     /// while no Raft node has the store open.
     pub(crate) async fn append_offline(&self, vote: Vote, entry: Entry) -> Result<(), StoreError> {
-        self.write_meta(VOTE_KEY, vote, "vote").await?;
+        self.write_meta(VOTE_KEY, vote, "vote", true).await?;
 
         let row = (entry.log_id.index, encode(&entry, "log entry")?);
         let db = self.db.clone();
-        run_blocking(move || append_entries(&shared(&db), vec![row])).await
+        run_blocking(move || {
+            let db = shared(&db);
+            append_entries(&db, vec![row])?;
+            sync_database(&db)
+        })
+        .await
+    }
+}
+
+/// Runs the flusher thread: waits for an append's callback, takes every other callback that has
+/// queued up meanwhile, syncs the database once and reports the result to each callback in
+/// order. Ends when every sender is gone or the database is dropped.
+fn run_flusher(
+    db: &Weak<std::sync::RwLock<Database>>,
+    pending: &mpsc::Receiver<IOFlushed<TypeConfig>>,
+) {
+    while let Ok(first) = pending.recv() {
+        let mut callbacks = vec![first];
+        callbacks.extend(pending.try_iter());
+
+        let result = match db.upgrade() {
+            Some(db) => sync_database(&shared(&db)),
+            None => return,
+        };
+        if let Err(error) = &result {
+            tracing::error!(%error, appends = callbacks.len(), "syncing the Raft log failed");
+        }
+
+        for callback in callbacks {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(io::Error::other(format!("sync the Raft log: {error}"))),
+            };
+            callback.io_completed(outcome);
+        }
     }
 }
 
@@ -205,8 +264,9 @@ fn read_log_state(db: &Database) -> Result<LogState<TypeConfig>, StoreError> {
     })
 }
 
+/// Commits `rows` to the log without waiting for the disk; a later durable commit syncs them.
 fn append_entries(db: &Database, rows: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-    let txn = begin_durable_write(db)?;
+    let txn = begin_buffered_write(db)?;
     {
         let mut log = txn.open_table(LOG)?;
         for (index, bytes) in &rows {
@@ -293,13 +353,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.write_meta(VOTE_KEY, *vote, "vote")
+        self.write_meta(VOTE_KEY, *vote, "vote", true)
             .await
             .map_err(report("save vote"))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.write_meta(COMMITTED_KEY, committed, "committed log id")
+        self.write_meta(COMMITTED_KEY, committed, "committed log id", false)
             .await
             .map_err(report("save committed log id"))
     }
@@ -313,10 +373,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(committed.flatten())
     }
 
-    /// Writes all entries in one durable transaction, then reports the flush to `callback`.
-    ///
-    /// The entries are readable and on disk when this returns, so the callback runs before the
-    /// return.
+    /// Commits all entries in one transaction without waiting for the disk, so they are readable
+    /// when this returns, and queues `callback` for the flusher thread, which calls it once the
+    /// entries are on disk.
     async fn append<I>(
         &mut self,
         entries: I,
@@ -337,16 +396,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
             .map_err(report("append log entries"));
 
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(error) => {
-                callback.io_completed(Err(io::Error::new(error.kind(), error.to_string())));
-                Err(error)
-            }
+        if let Err(error) = result {
+            callback.io_completed(Err(io::Error::new(error.kind(), error.to_string())));
+            return Err(error);
         }
+
+        if let Err(mpsc::SendError(callback)) = self.flushes.send(callback) {
+            let message = "the Raft log flusher thread has stopped";
+            tracing::error!("{message}");
+            callback.io_completed(Err(io::Error::other(message)));
+            return Err(io::Error::other(message));
+        }
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

@@ -407,8 +407,10 @@ where
         Some(config) => tokio::spawn(
             router.serve_with_incoming_shutdown(tls_incoming(listener, config, "api"), shutdown),
         ),
+        // Without TCP_NODELAY, Nagle's algorithm delays a response's last frames until the
+        // client's delayed ACK, which adds about 40 ms to a call on Linux.
         None => tokio::spawn(router.serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )),
     })

@@ -48,6 +48,12 @@ async fn bench_smoke_runs_every_part() {
         .expect("a local fleet reports its nodes");
     assert_eq!(nodes.resident_mib.len(), 3);
     assert!(nodes.restart_serving_secs > 0.0);
+    assert_eq!(nodes.learner, 4);
+    assert!(
+        nodes.learner_catch_up_secs.is_some_and(|secs| secs > 0.0),
+        "{:?}",
+        nodes.learner_error
+    );
     assert_eq!(report.targets.len(), 7);
 
     let json = serde_json::to_value(&report).expect("the report serializes");
