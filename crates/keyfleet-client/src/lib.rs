@@ -30,7 +30,8 @@ pub use endpoint::endpoint_uri;
 #[cfg(feature = "node-api")]
 pub use fleet_client::FleetClient;
 pub use keyfleet_api::node::{
-    Member, ReplicationProgress, RestoreSnapshotResponse, StatusResponse,
+    Member, NodeSigningKey, PublishBundleResponse, ReplicationProgress, RestoreSnapshotResponse,
+    StatusResponse,
 };
 pub use leader_hint::LeaderHint;
 pub use leader_router::LeaderRouter;

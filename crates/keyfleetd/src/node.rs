@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::NodeConfig;
 use crate::admin_token::AdminToken;
+use crate::bundle_publisher::BundlePublisher;
 use crate::health::HealthMonitor;
 use crate::metrics::MetricsExporter;
 use crate::replica::Replica;
@@ -103,19 +104,25 @@ impl RunningNode {
         let catch_up_timeout = Duration::from_millis(config.raft.learner_catch_up_timeout_ms);
         let (health_sender, health_receiver) =
             tokio::sync::watch::channel(crate::node_health::NodeHealth::default());
+        let core = Arc::new(FleetCore::new(
+            replica.clone(),
+            hsm.clone(),
+            vault_config(&config),
+        ));
+        let publisher = Arc::new(BundlePublisher::new(
+            replica.clone(),
+            core.clone(),
+            hsm.clone(),
+            config.hsm.keys.signing.clone(),
+        ));
         let node_service = NodeService::new(
             replica.clone(),
             catch_up_timeout,
             admin_token,
             health_receiver,
             tls.is_some(),
+            publisher,
         );
-
-        let core = Arc::new(FleetCore::new(
-            replica.clone(),
-            hsm.clone(),
-            vault_config(&config),
-        ));
         let limits = GuessLimits {
             default_max_guesses: config.vault.default_max_guesses,
             max_guesses_ceiling: config.vault.max_guesses_ceiling,
