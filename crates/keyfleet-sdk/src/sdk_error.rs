@@ -110,7 +110,7 @@ pub enum SdkError {
     /// The fleet's validation bundle failed a check: its digest, witness key or signature,
     /// counter-signature, checkpoint, log inclusion or consistency, epoch order, or the
     /// session's OPAQUE server key. [`keyfleet_bundle::BundleError::check`] names the check.
-    #[error("the fleet's validation bundle failed the {} check: {0}", .0.check())]
+    #[error("the fleet's validation bundle failed the {check} check: {0}", check = .0.check())]
     Bundle(keyfleet_bundle::BundleError),
 
     /// The client pins trust anchors, but the fleet has published no validation bundle.

@@ -1,6 +1,6 @@
-//! Fleet key validation in a running fleet: three keyfleetd processes with SoftHSM2 tokens
-//! publish epochs through a real witness on 127.0.0.1, store the bundle through Raft, and the
-//! SDK verifies it, follows a rotation, and rejects each forged bundle a node could serve.
+//! Fleet key validation in a running fleet. Three keyfleetd processes with SoftHSM2 tokens
+//! publish epochs through a real witness on 127.0.0.1 and store the bundle through Raft. The SDK
+//! verifies it, follows a rotation, and rejects each forged bundle a node could serve.
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! A vault API front for attack tests: it forwards every call to one real keyfleetd node and,
-//! when told, replaces the validation bundle the node serves and the bundle epoch it names.
+//! A vault API front for attack tests. It forwards every call to one real keyfleetd node, and
+//! on request replaces the validation bundle the node serves and the bundle epoch it names.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
