@@ -28,5 +28,5 @@ pub use delta::{KeyChange, KeyDelta, key_delta};
 pub use error::{ArtifactError, BundleError, NoteError, ProofError};
 pub use issue::{IssuedBundle, WitnessIdentity, issue_bundle, sign_checkpoint};
 pub use note::{Checkpoint, NoteVerifier, open_note, sign_note};
-pub use statement::{WitnessStatement, countersignature_message, log_origin};
+pub use statement::{WitnessStatement, countersignature_message, log_origin, submission_message};
 pub use verifier::{BundleVerifier, TrustAnchors, VerifiedBundle};

@@ -7,6 +7,9 @@ const STATEMENT_HEADER: &str = "keyfleet-witness-statement/v1";
 /// for a signature over anything else.
 const COUNTERSIGNATURE_CONTEXT: &[u8] = b"keyfleet-countersignature/v1\n";
 
+/// First line of the message an operator signs to submit an artifact to the witness.
+const SUBMISSION_HEADER: &str = "keyfleet-witness-submission/v1";
+
 /// The message the witness signs for one artifact: the namespace, the epoch, its own timestamp and
 /// the artifact's SHA-256 digest. The statement is also the leaf of the witness log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,17 @@ pub fn countersignature_message(witness_signature: &[u8]) -> Vec<u8> {
     message
 }
 
+/// Returns the message an operator key signs to ask the witness to log an artifact: a header
+/// line, the namespace, the epoch and the artifact's SHA-256 digest, each newline-terminated.
+/// The witness logs an artifact only with a valid signature by a key pinned for the namespace.
+pub fn submission_message(namespace: &str, epoch: u64, digest: &[u8; 32]) -> Vec<u8> {
+    format!(
+        "{SUBMISSION_HEADER}\nnamespace {namespace}\nepoch {epoch}\ndigest {}\n",
+        hex::encode(digest)
+    )
+    .into_bytes()
+}
+
 /// Returns the checkpoint origin of the log that `witness_name` keeps for `namespace`.
 pub fn log_origin(witness_name: &str, namespace: &str) -> String {
     format!("{witness_name}/{namespace}")
@@ -66,6 +80,17 @@ mod tests {
             "ab".repeat(32)
         );
         assert_eq!(statement.to_bytes(), expected.into_bytes());
+    }
+
+    #[test]
+    fn submission_message_is_fixed() {
+        let message = submission_message("keyfleet.fleet_keys.v1", 3, &[0x01; 32]);
+        let expected = format!(
+            "keyfleet-witness-submission/v1\nnamespace keyfleet.fleet_keys.v1\nepoch 3\n\
+             digest {}\n",
+            "01".repeat(32)
+        );
+        assert_eq!(message, expected.into_bytes());
     }
 
     #[test]

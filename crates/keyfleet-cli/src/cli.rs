@@ -288,6 +288,30 @@ pub(crate) struct VaultArgs {
     /// File with the tenant token. Without it, the token comes from KEYFLEET_TOKEN.
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+
+    /// Pins the witness's note verifier key. With --operator-key, the command verifies the
+    /// fleet's validation bundle and checks the vault's OPAQUE server key against it before it
+    /// sends anything that depends on the password's key material.
+    #[arg(
+        long,
+        env = "KEYFLEET_WITNESS_KEY",
+        value_name = "VKEY",
+        requires = "operator_key"
+    )]
+    pub(crate) witness_key: Option<String>,
+
+    /// Pins the operator's root public key, the fleet signing key, in hex; see --witness-key.
+    #[arg(
+        long,
+        env = "KEYFLEET_OPERATOR_KEY",
+        value_name = "HEX",
+        requires = "witness_key"
+    )]
+    pub(crate) operator_key: Option<String>,
+
+    /// Log namespace of the fleet's key artifacts, for --witness-key and --operator-key.
+    #[arg(long, default_value = "keyfleet.fleet_keys.v1", value_name = "NS")]
+    pub(crate) bundle_namespace: String,
 }
 
 /// Password source options.

@@ -153,6 +153,7 @@ fn witness_exit(error: &keyfleet_witness::WitnessCallError) -> Exit {
             Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
                 Exit::InvalidArgument
             }
+            Code::PermissionDenied => Exit::Unauthenticated,
             _ => Exit::Failure,
         },
         WitnessCallError::Malformed { .. } => Exit::CheckFailed,
@@ -169,6 +170,7 @@ fn sdk_exit(error: &SdkError) -> Exit {
         | SdkError::InvalidToken { .. } => Exit::Unauthenticated,
         SdkError::InvalidArgument { .. } => Exit::InvalidArgument,
         SdkError::Config(_) => Exit::Usage,
+        SdkError::Bundle(_) | SdkError::BundleMissing => Exit::CheckFailed,
         _ => Exit::Failure,
     }
 }

@@ -78,6 +78,31 @@ pub(crate) enum FleetCommand {
     Publish(PublishArgs),
     /// Verifies a bundle as a client does and prints its epoch and keys.
     Verify(VerifyArgs),
+    /// Makes the running fleet publish its next key epoch: the leader builds the artifact
+    /// from the fleet's real public keys, the witness logs it, the leader's HSM key
+    /// counter-signs, and the bundle is stored in the replicated state.
+    PublishBundle(PublishBundleArgs),
+    /// Prints every voter's HSM-held Ed25519 public key, and marks the leader's, which the
+    /// first `publish-bundle` makes the fleet signing key.
+    NodeKeys(crate::cli::EndpointArgs),
+}
+
+/// Options of `keyfleet fleet publish-bundle`.
+#[derive(Debug, Args)]
+pub(crate) struct PublishBundleArgs {
+    #[command(flatten)]
+    pub(crate) admin: crate::cli::AdminArgs,
+
+    #[command(flatten)]
+    pub(crate) witness: WitnessArgs,
+
+    /// Also writes the bundle to FILE, as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Overwrites an existing --out file.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Options of `keyfleet fleet keygen`.

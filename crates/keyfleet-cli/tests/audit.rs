@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use ed25519_dalek::{Signer, SigningKey};
-use keyfleet_witness::{KEY_FILE, WitnessClient, open_data_dir, serve};
+use keyfleet_witness::{
+    KEY_FILE, OperatorKeyBinding, OperatorKeys, WitnessClient, open_data_dir, serve,
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -27,14 +29,17 @@ struct RunningWitness {
     _stop: oneshot::Sender<()>,
 }
 
-async fn start_witness(data_dir: &Path) -> RunningWitness {
+/// Starts a witness that pins `operator`'s key for the fleet namespace.
+async fn start_witness(data_dir: &Path, operator: &Operator) -> RunningWitness {
+    let binding: OperatorKeyBinding = format!("{NS}={}", operator.public_hex).parse().unwrap();
+    let operator_keys = OperatorKeys::new([binding]);
     let log = open_data_dir(data_dir, WITNESS_NAME).unwrap();
     let verifier_key = log.key().verifier().to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(log, listener, async {
+        serve(log, operator_keys, listener, async {
             let _ = stopped.await;
         })
         .await
@@ -66,6 +71,21 @@ async fn new_operator() -> Operator {
         key_file,
         public_hex,
     }
+}
+
+/// Returns `operator`'s signature over the submission message of `canonical`.
+fn submission_for(operator: &Operator, canonical: &[u8]) -> Vec<u8> {
+    let seed = std::fs::read_to_string(&operator.key_file).unwrap();
+    let key = SigningKey::from_bytes(&hex::decode(seed.trim()).unwrap().try_into().unwrap());
+    let epoch = serde_json::from_slice::<Value>(canonical).unwrap()["epoch"]
+        .as_u64()
+        .unwrap();
+    let message = keyfleet_bundle::submission_message(
+        NS,
+        epoch,
+        &keyfleet_bundle::artifact_digest(canonical),
+    );
+    key.sign(&message).to_bytes().to_vec()
 }
 
 async fn keyfleet(args: &[&str]) -> Output {
@@ -192,8 +212,8 @@ fn assert_check_failed(output: &Output, check: &str, epoch: &str) {
 /// and epoch 2 with node-1 changed, node-2 removed and node-3 added.
 async fn two_epochs() -> (TempDir, RunningWitness, Operator, PathBuf, PathBuf) {
     let data = tempfile::tempdir().unwrap();
-    let witness = start_witness(data.path()).await;
     let operator = new_operator().await;
+    let witness = start_witness(data.path(), &operator).await;
     let first = publish(
         &operator,
         witness.address,
@@ -312,7 +332,7 @@ async fn tampered_artifact_is_detected() {
 async fn unknown_witness_key_is_detected() {
     let (_data, witness, operator, _, _) = two_epochs().await;
     let rogue_data = tempfile::tempdir().unwrap();
-    let rogue = start_witness(rogue_data.path()).await;
+    let rogue = start_witness(rogue_data.path(), &operator).await;
     let rogue_bundle = publish(&operator, rogue.address, "rogue", 1, &[("node-1", 0x11)]).await;
 
     // The audit pins the real witness, but the witness it reaches signs with another key.
@@ -346,8 +366,12 @@ async fn missing_countersignature_is_detected() {
     .unwrap()
     .to_canonical_bytes()
     .unwrap();
+    let submission = submission_for(&operator, &canonical);
     let mut client = WitnessClient::connect_lazy(&witness.address.to_string(), NS).unwrap();
-    let unsigned = client.witness_artifact(&canonical).await.unwrap();
+    let unsigned = client
+        .witness_artifact(&canonical, &submission)
+        .await
+        .unwrap();
 
     let output = audit(witness.address, &witness.verifier_key, &operator, &[]).await;
     assert_check_failed(&output, "counter-signature", "epoch 3");
@@ -389,7 +413,7 @@ async fn forked_log_is_detected() {
     // 2.
     let fork_data = tempfile::tempdir().unwrap();
     std::fs::copy(_data.path().join(KEY_FILE), fork_data.path().join(KEY_FILE)).unwrap();
-    let fork = start_witness(fork_data.path()).await;
+    let fork = start_witness(fork_data.path(), &operator).await;
     assert_eq!(fork.verifier_key, witness.verifier_key);
     publish(&operator, fork.address, "fork1", 1, &[("node-1", 0x91)]).await;
     let forked_second = publish(&operator, fork.address, "fork2", 2, &[("node-1", 0x92)]).await;
@@ -427,8 +451,8 @@ async fn replayed_older_epoch_is_detected() {
 #[tokio::test(flavor = "multi_thread")]
 async fn log_dropping_an_entry_is_detected() {
     let data = tempfile::tempdir().unwrap();
-    let witness = start_witness(data.path()).await;
     let operator = new_operator().await;
+    let witness = start_witness(data.path(), &operator).await;
     publish(&operator, witness.address, "e1", 1, &[("node-1", 0x11)]).await;
     let mut client = WitnessClient::connect_lazy(&witness.address.to_string(), NS).unwrap();
     let checkpoint_at_one = client.checkpoint().await.unwrap();
@@ -464,4 +488,68 @@ async fn audit_rejects_bad_pinned_keys() {
     let output = audit("127.0.0.1:9".parse().unwrap(), "not-a-key", &operator, &[]).await;
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--witness-key"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn witness_rejects_unpinned_operator() {
+    let (_data, witness, operator, _, _) = two_epochs().await;
+    let intruder = new_operator().await;
+    let artifact = write_artifact(&intruder, "intruder", 3, &[("node-1", 0x77)]);
+    let out = intruder.dir.path().join("intruder.bundle.json");
+    let address = witness.address.to_string();
+    let output = keyfleet(&[
+        "fleet",
+        "publish",
+        "--witness",
+        &address,
+        "--artifact",
+        artifact.to_str().unwrap(),
+        "--operator-key-file",
+        intruder.key_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(6), "{message}");
+    assert!(message.contains("does not verify"), "{message}");
+    assert!(!out.exists());
+
+    // The log still ends at epoch 2, so the operator's epoch 3 is still free.
+    let mut client = WitnessClient::connect_lazy(&address, NS).unwrap();
+    let error = client.entry(3, 0).await.unwrap_err();
+    assert!(error.to_string().contains("not in a tree of 2"), "{error}");
+    publish(&operator, witness.address, "e3", 3, &[("node-1", 0x13)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn witness_rejects_unsigned_submission() {
+    let (_data, witness, operator, _, _) = two_epochs().await;
+    let artifact = write_artifact(&operator, "e3", 3, &[("node-1", 0x13)]);
+    let canonical = serde_json::from_slice::<keyfleet_bundle::FleetKeyArtifact>(
+        &std::fs::read(artifact).unwrap(),
+    )
+    .unwrap()
+    .normalize()
+    .unwrap()
+    .to_canonical_bytes()
+    .unwrap();
+    let mut client = WitnessClient::connect_lazy(&witness.address.to_string(), NS).unwrap();
+    let error = client.witness_artifact(&canonical, &[]).await.unwrap_err();
+    assert!(
+        error.to_string().contains("64-byte operator signature"),
+        "{error}"
+    );
+
+    // A signature for epoch 3 does not authorize another artifact.
+    let submission = submission_for(&operator, &canonical);
+    let other = String::from_utf8(canonical.clone())
+        .unwrap()
+        .replace(&hex::encode([0x13; 32]), &hex::encode([0x14; 32]))
+        .into_bytes();
+    let error = client
+        .witness_artifact(&other, &submission)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("does not verify"), "{error}");
 }

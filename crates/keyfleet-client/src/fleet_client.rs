@@ -13,6 +13,9 @@ use keyfleet_api::node::InitializeRequest;
 use keyfleet_api::node::JoinRequest;
 use keyfleet_api::node::JoinResponse;
 use keyfleet_api::node::Member;
+use keyfleet_api::node::NodeSigningKey;
+use keyfleet_api::node::PublishBundleRequest;
+use keyfleet_api::node::PublishBundleResponse;
 use keyfleet_api::node::ReadRecordRequest;
 use keyfleet_api::node::RestoreSnapshotRequest;
 use keyfleet_api::node::RestoreSnapshotResponse;
@@ -354,6 +357,28 @@ impl FleetClient {
             .call(Operation::on_leader("complete_join"), |mut client| {
                 let request = tonic::Request::new(request.clone());
                 async move { client.complete_join(request).await }
+            })
+            .await?;
+
+        Ok(reply)
+    }
+
+    /// Has the leader publish the next fleet key epoch through the witness at `witness`, with
+    /// `node_keys` as the voters' signing keys; see the `PublishBundle` RPC.
+    pub async fn publish_bundle(
+        &self,
+        witness: &str,
+        namespace: &str,
+        node_keys: &[NodeSigningKey],
+    ) -> Result<PublishBundleResponse, ClientError> {
+        let (reply, _) = self
+            .call(Operation::on_leader("publish_bundle"), |mut client| {
+                let request = self.request(PublishBundleRequest {
+                    witness: witness.to_owned(),
+                    namespace: namespace.to_owned(),
+                    node_keys: node_keys.to_vec(),
+                });
+                async move { client.publish_bundle(request).await }
             })
             .await?;
 

@@ -31,7 +31,8 @@ pub use endpoint::endpoint_uri;
 pub use fleet_client::FleetClient;
 pub use keyfleet_api::node::{
     CompleteJoinRequest, CompleteJoinResponse, CreateJoinTokenResponse, JoinRequest, JoinResponse,
-    Member, ReplicationProgress, RestoreSnapshotResponse, StatusResponse,
+    Member, NodeSigningKey, PublishBundleResponse, ReplicationProgress, RestoreSnapshotResponse,
+    StatusResponse,
 };
 pub use leader_hint::LeaderHint;
 pub use leader_router::LeaderRouter;

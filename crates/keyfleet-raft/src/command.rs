@@ -3,6 +3,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::bundle_record::MAX_BUNDLE_JSON_LEN;
 use crate::fleet::MAX_FLEET_ID_LEN;
 use crate::image::VaultImage;
 use crate::record::OPRF_SALT_LEN;
@@ -96,6 +97,15 @@ pub enum Command {
         /// come back. Dangerous: it hands an attacker the guesses counted since the snapshot.
         allow_counter_rollback: bool,
     },
+
+    /// Stores a new validation bundle of the fleet's public keys if its epoch is newer than the
+    /// stored one's.
+    PublishBundle {
+        /// Fleet key epoch of the bundle, from 1.
+        epoch: u64,
+        /// The validation bundle as JSON, at most [`MAX_BUNDLE_JSON_LEN`] bytes.
+        bundle_json: Vec<u8>,
+    },
 }
 
 impl Command {
@@ -136,7 +146,17 @@ impl Command {
                     check_fleet_id(&fleet.fleet_id)?;
                     check_blob("sealed_server_setup", &fleet.sealed_server_setup)?;
                 }
+                if let Some(bundle) = &image.bundle {
+                    check_bundle_json(&bundle.bundle_json)?;
+                }
                 Ok(())
+            }
+
+            Command::PublishBundle { epoch, bundle_json } => {
+                if *epoch == 0 {
+                    return Err(Rejection::ZeroBundleEpoch);
+                }
+                check_bundle_json(bundle_json)
             }
 
             Command::ConsumeGuess { .. }
@@ -156,6 +176,7 @@ impl Command {
             Command::Lock { .. } => "lock",
             Command::InitFleet { .. } => "init_fleet",
             Command::Restore { .. } => "restore",
+            Command::PublishBundle { .. } => "publish_bundle",
         }
     }
 }
@@ -169,6 +190,16 @@ fn check_blob(field: &'static str, blob: &SealedBlob) -> Result<(), Rejection> {
         });
     }
 
+    Ok(())
+}
+
+fn check_bundle_json(bundle_json: &[u8]) -> Result<(), Rejection> {
+    if bundle_json.is_empty() || bundle_json.len() > MAX_BUNDLE_JSON_LEN {
+        return Err(Rejection::BundleLength {
+            len: bundle_json.len() as u64,
+            max: MAX_BUNDLE_JSON_LEN as u64,
+        });
+    }
     Ok(())
 }
 

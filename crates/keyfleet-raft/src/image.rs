@@ -1,6 +1,7 @@
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::bundle_record::BundleRecord;
 use crate::dedup_entry::DedupEntry;
 use crate::error::StoreError;
 use crate::fleet::FleetRecord;
@@ -10,7 +11,11 @@ use crate::user_id::UserId;
 /// Version of the snapshot data layout, stored as the first byte of every snapshot.
 ///
 /// Raise it whenever [`VaultImage`] or a type inside it changes its encoding.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+
+/// The previous snapshot data layout, without a validation bundle, which this build still
+/// decodes.
+const SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE: u8 = 2;
 
 /// The whole vault state, as carried in a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +28,17 @@ pub struct VaultImage {
 
     /// The remembered requests, ordered by log index.
     pub dedup: Vec<DedupEntry>,
+
+    /// The current validation bundle, if `PublishBundle` ran.
+    pub bundle: Option<BundleRecord>,
+}
+
+/// The image of snapshot data layout 2, which had no validation bundle.
+#[derive(Deserialize)]
+struct ImageWithoutBundle {
+    users: Vec<(UserId, UserRecord)>,
+    fleet: Option<FleetRecord>,
+    dedup: Vec<DedupEntry>,
 }
 
 impl VaultImage {
@@ -43,6 +59,16 @@ impl VaultImage {
             return Err(StoreError::EmptySnapshot);
         };
 
+        if version == SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE {
+            let old: ImageWithoutBundle = crate::error::decode(body, "snapshot image")?;
+            return Ok(Self {
+                users: old.users,
+                fleet: old.fleet,
+                dedup: old.dedup,
+                bundle: None,
+            });
+        }
+
         if version != SNAPSHOT_FORMAT_VERSION {
             return Err(StoreError::UnsupportedSnapshotFormat {
                 found: version,
@@ -51,5 +77,45 @@ impl VaultImage {
         }
 
         crate::error::decode(body, "snapshot image")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_layout_without_bundle() {
+        #[derive(Serialize)]
+        struct OldImage {
+            users: Vec<(UserId, UserRecord)>,
+            fleet: Option<FleetRecord>,
+            dedup: Vec<DedupEntry>,
+        }
+        let old = OldImage {
+            users: Vec::new(),
+            fleet: None,
+            dedup: Vec::new(),
+        };
+        let data = postcard::to_extend(&old, vec![SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE]).unwrap();
+
+        let image = VaultImage::decode(&data).unwrap();
+
+        assert_eq!(image, VaultImage::default());
+    }
+
+    #[test]
+    fn bundle_round_trips() {
+        let image = VaultImage {
+            bundle: Some(BundleRecord {
+                epoch: 7,
+                bundle_json: b"{}".to_vec(),
+            }),
+            ..VaultImage::default()
+        };
+
+        let decoded = VaultImage::decode(&image.encode().unwrap()).unwrap();
+
+        assert_eq!(decoded, image);
     }
 }

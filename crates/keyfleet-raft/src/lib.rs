@@ -30,6 +30,7 @@
 //! `BTreeMap`s for tests, and the state machine runs them on redb tables inside its write
 //! transaction.
 
+mod bundle_record;
 mod command;
 mod dedup_entry;
 mod error;
@@ -54,6 +55,8 @@ mod type_config;
 mod user_id;
 pub mod vault;
 
+pub use bundle_record::BundleRecord;
+pub use bundle_record::MAX_BUNDLE_JSON_LEN;
 pub use command::Command;
 pub use command::Request;
 pub use dedup_entry::DedupEntry;
@@ -79,6 +82,7 @@ pub use response::EraseOutcome;
 pub use response::GuessOutcome;
 pub use response::InitFleetOutcome;
 pub use response::LockOutcome;
+pub use response::PublishBundleOutcome;
 pub use response::RegisterOutcome;
 pub use response::Rejection;
 pub use response::ResetOutcome;

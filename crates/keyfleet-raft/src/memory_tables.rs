@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
+use crate::bundle_record::BundleRecord;
 use crate::dedup_entry::DedupEntry;
 use crate::fleet::FleetRecord;
 use crate::image::VaultImage;
@@ -15,6 +16,7 @@ use crate::vault::VaultTables;
 pub struct MemoryTables {
     users: BTreeMap<UserId, UserRecord>,
     fleet: Option<FleetRecord>,
+    bundle: Option<BundleRecord>,
     dedup: BTreeMap<RequestId, DedupEntry>,
     dedup_by_index: BTreeMap<u64, RequestId>,
 }
@@ -39,6 +41,7 @@ impl MemoryTables {
                 .map(|(user, record)| (user.clone(), record.clone()))
                 .collect(),
             fleet: self.fleet.clone(),
+            bundle: self.bundle.clone(),
             dedup: self
                 .dedup_by_index
                 .values()
@@ -51,6 +54,7 @@ impl MemoryTables {
     pub fn from_image(image: VaultImage) -> Self {
         let mut tables = Self {
             fleet: image.fleet,
+            bundle: image.bundle,
             ..Self::default()
         };
 
@@ -89,6 +93,15 @@ impl VaultTables for MemoryTables {
 
     fn put_fleet(&mut self, fleet: &FleetRecord) -> Result<(), Infallible> {
         self.fleet = Some(fleet.clone());
+        Ok(())
+    }
+
+    fn bundle(&self) -> Result<Option<BundleRecord>, Infallible> {
+        Ok(self.bundle.clone())
+    }
+
+    fn put_bundle(&mut self, bundle: &BundleRecord) -> Result<(), Infallible> {
+        self.bundle = Some(bundle.clone());
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use redb::Table;
 use redb::TableDefinition;
 use redb::WriteTransaction;
 
+use crate::bundle_record::BundleRecord;
 use crate::dedup_entry::DedupEntry;
 use crate::error::StoreError;
 use crate::error::decode;
@@ -30,6 +31,9 @@ const USERS: TableDefinition<'static, &'static str, &'static [u8]> =
 /// The fleet setup, under [`FLEET_KEY`].
 const FLEET: NamedValues = TableDefinition::new("vault_fleet");
 
+/// The current validation bundle, under [`BUNDLE_KEY`].
+const BUNDLE: NamedValues = TableDefinition::new("vault_bundle");
+
 /// Remembered requests by request id.
 const DEDUP: TableDefinition<'static, [u8; 16], &'static [u8]> =
     TableDefinition::new("vault_dedup");
@@ -40,10 +44,13 @@ const DEDUP_BY_INDEX: TableDefinition<'static, u64, [u8; 16]> =
 
 const FLEET_KEY: &str = "fleet";
 
+const BUNDLE_KEY: &str = "bundle";
+
 /// The vault tables, opened inside one write transaction.
 pub(crate) struct RedbTables<'txn> {
     users: Table<'txn, &'static str, &'static [u8]>,
     fleet: Table<'txn, &'static str, &'static [u8]>,
+    bundle: Table<'txn, &'static str, &'static [u8]>,
     dedup: Table<'txn, [u8; 16], &'static [u8]>,
     dedup_by_index: Table<'txn, u64, [u8; 16]>,
 }
@@ -54,6 +61,7 @@ impl<'txn> RedbTables<'txn> {
         Ok(Self {
             users: txn.open_table(USERS)?,
             fleet: txn.open_table(FLEET)?,
+            bundle: txn.open_table(BUNDLE)?,
             dedup: txn.open_table(DEDUP)?,
             dedup_by_index: txn.open_table(DEDUP_BY_INDEX)?,
         })
@@ -63,6 +71,7 @@ impl<'txn> RedbTables<'txn> {
     pub(crate) fn replace_with(&mut self, image: &VaultImage) -> Result<(), StoreError> {
         self.users.retain(|_, _| false)?;
         self.fleet.retain(|_, _| false)?;
+        self.bundle.retain(|_, _| false)?;
         self.dedup.retain(|_, _| false)?;
         self.dedup_by_index.retain(|_, _| false)?;
 
@@ -72,6 +81,10 @@ impl<'txn> RedbTables<'txn> {
 
         if let Some(fleet) = &image.fleet {
             self.put_fleet(fleet)?;
+        }
+
+        if let Some(bundle) = &image.bundle {
+            self.put_bundle(bundle)?;
         }
 
         for entry in &image.dedup {
@@ -116,6 +129,14 @@ impl VaultTables for RedbTables<'_> {
 
     fn put_fleet(&mut self, fleet: &FleetRecord) -> Result<(), StoreError> {
         put_value(&mut self.fleet, FLEET_KEY, fleet, "fleet record")
+    }
+
+    fn bundle(&self) -> Result<Option<BundleRecord>, StoreError> {
+        get_value(&self.bundle, BUNDLE_KEY, "validation bundle")
+    }
+
+    fn put_bundle(&mut self, bundle: &BundleRecord) -> Result<(), StoreError> {
+        put_value(&mut self.bundle, BUNDLE_KEY, bundle, "validation bundle")
     }
 
     fn dedup_response(&self, request_id: &RequestId) -> Result<Option<Response>, StoreError> {
@@ -174,6 +195,13 @@ pub(crate) fn read_fleet(txn: &ReadTransaction) -> Result<Option<FleetRecord>, S
     get_value(&fleet, FLEET_KEY, "fleet record")
 }
 
+/// Reads the current validation bundle.
+pub(crate) fn read_bundle(txn: &ReadTransaction) -> Result<Option<BundleRecord>, StoreError> {
+    let bundle = txn.open_table(BUNDLE)?;
+
+    get_value(&bundle, BUNDLE_KEY, "validation bundle")
+}
+
 /// Reads every vault table in `txn` into an image.
 pub(crate) fn read_image(txn: &ReadTransaction) -> Result<VaultImage, StoreError> {
     let mut image = VaultImage::default();
@@ -188,6 +216,7 @@ pub(crate) fn read_image(txn: &ReadTransaction) -> Result<VaultImage, StoreError
     }
 
     image.fleet = read_fleet(txn)?;
+    image.bundle = read_bundle(txn)?;
 
     let dedup = txn.open_table(DEDUP)?;
     let dedup_by_index = txn.open_table(DEDUP_BY_INDEX)?;
@@ -211,6 +240,7 @@ pub(crate) fn copy_vault_tables(
 ) -> Result<(), StoreError> {
     copy_table(from, to, USERS)?;
     copy_table(from, to, FLEET)?;
+    copy_table(from, to, BUNDLE)?;
     copy_table(from, to, DEDUP)?;
     copy_table(from, to, DEDUP_BY_INDEX)
 }

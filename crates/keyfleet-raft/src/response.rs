@@ -33,6 +33,25 @@ pub enum Response {
 
     /// Outcome of `Restore`.
     Restore(RestoreOutcome),
+
+    /// Outcome of `PublishBundle`.
+    PublishBundle(PublishBundleOutcome),
+}
+
+/// Outcome of `PublishBundle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PublishBundleOutcome {
+    /// The bundle is now the current one.
+    Published,
+
+    /// The stored bundle has this epoch and the same bytes, so nothing changed.
+    AlreadyPublished,
+
+    /// The stored bundle's epoch is the same or newer, with other bytes, so nothing changed.
+    NotNewer {
+        /// Epoch of the stored bundle.
+        current_epoch: u64,
+    },
 }
 
 /// Bound that a command broke.
@@ -61,6 +80,19 @@ pub enum Rejection {
     #[error("fleet id is {len} bytes long, over the maximum of {max} bytes: send a shorter id")]
     FleetIdTooLong {
         /// Length of the fleet id in bytes.
+        len: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
+
+    /// `PublishBundle` names epoch 0.
+    #[error("the bundle's epoch is 0: fleet key epochs start at 1")]
+    ZeroBundleEpoch,
+
+    /// A validation bundle is empty or longer than the maximum.
+    #[error("the validation bundle is {len} bytes long; it must be 1 to {max} bytes")]
+    BundleLength {
+        /// Length of the bundle in bytes.
         len: u64,
         /// The maximum in bytes.
         max: u64,

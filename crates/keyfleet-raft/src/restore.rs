@@ -58,6 +58,13 @@ pub(crate) fn restore<T: VaultTables>(
     if let Some(fleet) = &image.fleet {
         tables.put_fleet(fleet)?;
     }
+    // The bundle only moves forward: clients reject an epoch older than one they have seen.
+    if let Some(bundle) = &image.bundle {
+        let current_epoch = tables.bundle()?.map_or(0, |current| current.epoch);
+        if bundle.epoch > current_epoch {
+            tables.put_bundle(bundle)?;
+        }
+    }
 
     Ok(RestoreOutcome::Restored {
         users: image.users.len() as u64,
@@ -157,6 +164,7 @@ mod tests {
             users,
             fleet: Some(fleet("f")),
             dedup: Vec::new(),
+            bundle: None,
         }
     }
 

@@ -272,6 +272,7 @@ mod tests {
                 users: vec![(UserId::new("t/alice").unwrap(), record)],
                 fleet: None,
                 dedup: Vec::new(),
+                bundle: None,
             },
         }
     }

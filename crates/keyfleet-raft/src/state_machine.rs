@@ -16,6 +16,7 @@ use redb::TableDefinition;
 use redb::WriteTransaction;
 use tokio::sync::watch;
 
+use crate::bundle_record::BundleRecord;
 use crate::error::StoreError;
 use crate::error::report;
 use crate::fleet::FleetRecord;
@@ -37,6 +38,7 @@ use crate::redb_io::share;
 use crate::redb_io::shared;
 use crate::redb_tables::RedbTables;
 use crate::redb_tables::copy_vault_tables;
+use crate::redb_tables::read_bundle;
 use crate::redb_tables::read_fleet;
 use crate::redb_tables::read_image;
 use crate::redb_tables::read_user;
@@ -224,6 +226,13 @@ impl StateMachineStore {
             read_fleet(&txn)
         })
         .await
+    }
+
+    /// Returns the applied validation bundle.
+    pub async fn bundle(&self) -> Result<Option<BundleRecord>, StoreError> {
+        let db = self.db.clone();
+
+        run_blocking(move || read_bundle(&shared(&db).begin_read()?)).await
     }
 
     /// Reads the last applied log id and the whole applied vault state, in one consistent read

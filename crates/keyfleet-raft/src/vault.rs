@@ -5,6 +5,7 @@
 
 use zeroize::Zeroize;
 
+use crate::bundle_record::BundleRecord;
 use crate::command::Command;
 use crate::command::Request;
 use crate::dedup_entry::DedupEntry;
@@ -16,6 +17,7 @@ use crate::response::EraseOutcome;
 use crate::response::GuessOutcome;
 use crate::response::InitFleetOutcome;
 use crate::response::LockOutcome;
+use crate::response::PublishBundleOutcome;
 use crate::response::RegisterOutcome;
 use crate::response::ResetOutcome;
 use crate::response::Response;
@@ -46,6 +48,12 @@ pub trait VaultTables {
 
     /// Stores the fleet setup.
     fn put_fleet(&mut self, fleet: &FleetRecord) -> Result<(), Self::Error>;
+
+    /// Returns the current validation bundle.
+    fn bundle(&self) -> Result<Option<BundleRecord>, Self::Error>;
+
+    /// Stores the current validation bundle.
+    fn put_bundle(&mut self, bundle: &BundleRecord) -> Result<(), Self::Error>;
 
     /// Returns the remembered outcome of a request.
     fn dedup_response(&self, request_id: &RequestId) -> Result<Option<Response>, Self::Error>;
@@ -153,6 +161,14 @@ fn run_command<T: VaultTables>(
                 sealed_server_setup: sealed_server_setup.clone(),
             };
             Response::InitFleet(init_fleet(tables, &fleet)?)
+        }
+
+        Command::PublishBundle { epoch, bundle_json } => {
+            let bundle = BundleRecord {
+                epoch: *epoch,
+                bundle_json: bundle_json.clone(),
+            };
+            Response::PublishBundle(publish_bundle(tables, &bundle)?)
         }
 
         Command::Restore {
@@ -342,5 +358,23 @@ fn init_fleet<T: VaultTables>(
         Ok(InitFleetOutcome::Conflict {
             existing_fleet_id: existing.fleet_id,
         })
+    }
+}
+
+/// Stores `bundle` if its epoch is newer than the stored bundle's, so the bundle a node serves
+/// never goes back to an older epoch, which clients reject.
+fn publish_bundle<T: VaultTables>(
+    tables: &mut T,
+    bundle: &BundleRecord,
+) -> Result<PublishBundleOutcome, T::Error> {
+    match tables.bundle()? {
+        Some(current) if current == *bundle => Ok(PublishBundleOutcome::AlreadyPublished),
+        Some(current) if current.epoch >= bundle.epoch => Ok(PublishBundleOutcome::NotNewer {
+            current_epoch: current.epoch,
+        }),
+        _ => {
+            tables.put_bundle(bundle)?;
+            Ok(PublishBundleOutcome::Published)
+        }
     }
 }

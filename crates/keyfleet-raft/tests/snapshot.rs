@@ -10,6 +10,7 @@ use common::lock;
 use common::log_id;
 use common::membership_entry;
 use common::normal_entry;
+use common::publish_bundle;
 use common::register;
 use common::user;
 use keyfleet_raft::SNAPSHOT_FORMAT_VERSION;
@@ -197,4 +198,46 @@ async fn snapshot_with_unknown_format_rejected() {
         Some(log_id(1, 1))
     );
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn snapshot_carries_the_bundle() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut leader = leader_with_state(leader_dir.path()).await;
+    apply(
+        &mut leader,
+        vec![normal_entry(1, 9, publish_bundle(9, 4, b"{\"epoch\":4}"))],
+    )
+    .await
+    .unwrap();
+    let (follower_log, mut follower) = open_node_storage(follower_dir.path()).unwrap();
+
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    follower
+        .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
+        .await
+        .unwrap();
+
+    let bundle = follower
+        .bundle()
+        .await
+        .unwrap()
+        .expect("the installed bundle");
+    assert_eq!(bundle.epoch, 4);
+    assert_eq!(bundle.bundle_json, b"{\"epoch\":4}");
+
+    // The bundle survives a reopen of the follower's state machine file.
+    drop(follower);
+    drop(follower_log);
+    let (_log, reopened) = open_node_storage(follower_dir.path()).unwrap();
+    assert_eq!(
+        reopened.bundle().await.unwrap().map(|bundle| bundle.epoch),
+        Some(4)
+    );
 }

@@ -4,15 +4,18 @@
 use std::collections::HashMap;
 use std::collections::VecDeque;
 
+use keyfleet_raft::BundleRecord;
 use keyfleet_raft::Command;
 use keyfleet_raft::EraseOutcome;
 use keyfleet_raft::GuessOutcome;
 use keyfleet_raft::InitFleetOutcome;
 use keyfleet_raft::InvalidUserId;
 use keyfleet_raft::LockOutcome;
+use keyfleet_raft::MAX_BUNDLE_JSON_LEN;
 use keyfleet_raft::MAX_SEALED_BLOB_LEN;
 use keyfleet_raft::MAX_USER_ID_LEN;
 use keyfleet_raft::MemoryTables;
+use keyfleet_raft::PublishBundleOutcome;
 use keyfleet_raft::RegisterOutcome;
 use keyfleet_raft::Rejection;
 use keyfleet_raft::Request;
@@ -640,4 +643,81 @@ fn deleted_record_acts_as_missing() {
         after_delete,
         Response::Register(RegisterOutcome::Created { version: 7 })
     );
+}
+
+fn publish(epoch: u64, bundle_json: &[u8]) -> Command {
+    Command::PublishBundle {
+        epoch,
+        bundle_json: bundle_json.to_vec(),
+    }
+}
+
+#[test]
+fn publish_bundle_only_moves_forward() {
+    let mut vault = Applier::new(DEDUP_CAPACITY);
+
+    let first = vault.run(1, publish(1, b"epoch one"));
+    assert_eq!(
+        first,
+        Response::PublishBundle(PublishBundleOutcome::Published)
+    );
+
+    let repeat = vault.run(2, publish(1, b"epoch one"));
+    assert_eq!(
+        repeat,
+        Response::PublishBundle(PublishBundleOutcome::AlreadyPublished)
+    );
+
+    let other_same_epoch = vault.run(3, publish(1, b"another epoch one"));
+    assert_eq!(
+        other_same_epoch,
+        Response::PublishBundle(PublishBundleOutcome::NotNewer { current_epoch: 1 })
+    );
+
+    let second = vault.run(4, publish(3, b"epoch three"));
+    assert_eq!(
+        second,
+        Response::PublishBundle(PublishBundleOutcome::Published)
+    );
+
+    let older = vault.run(5, publish(2, b"epoch two"));
+    assert_eq!(
+        older,
+        Response::PublishBundle(PublishBundleOutcome::NotNewer { current_epoch: 3 })
+    );
+
+    let stored = vault.tables.bundle().unwrap();
+    assert_eq!(
+        stored,
+        Some(BundleRecord {
+            epoch: 3,
+            bundle_json: b"epoch three".to_vec(),
+        })
+    );
+}
+
+#[test]
+fn publish_bundle_rejects_bad_input() {
+    let mut vault = Applier::new(DEDUP_CAPACITY);
+
+    let zero = vault.run(1, publish(0, b"bundle"));
+    assert_eq!(zero, Response::Rejected(Rejection::ZeroBundleEpoch));
+
+    let empty = vault.run(2, publish(1, b""));
+    assert!(
+        matches!(
+            empty,
+            Response::Rejected(Rejection::BundleLength { len: 0, .. })
+        ),
+        "{empty:?}"
+    );
+
+    let long = vault.run(3, publish(1, &vec![b'x'; MAX_BUNDLE_JSON_LEN + 1]));
+    assert!(
+        matches!(long, Response::Rejected(Rejection::BundleLength { .. })),
+        "{long:?}"
+    );
+
+    let Ok(stored) = vault.tables.bundle();
+    assert_eq!(stored, None);
 }

@@ -20,6 +20,7 @@
 //! ```
 
 mod backup_key;
+mod bundle_check;
 mod caller;
 mod opaque_steps;
 mod record_status;
@@ -31,6 +32,7 @@ mod status_mapping;
 mod vault_client;
 
 pub use backup_key::{MAX_SECRET_LEN, MIN_SECRET_LEN};
+pub use keyfleet_bundle::{BundleError, NoteVerifier, TrustAnchors, VerifiedBundle};
 pub use keyfleet_client::{ClientTls, RetryPolicy};
 pub use keyfleet_protocol::KsfParams;
 pub use record_status::{RecordStatus, Registration};

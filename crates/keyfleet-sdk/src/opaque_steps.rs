@@ -21,6 +21,8 @@ pub(crate) struct RegistrationOutput {
     pub(crate) upload: Vec<u8>,
     /// The OPAQUE export key, which only a client with the password can derive.
     pub(crate) export_key: Zeroizing<Vec<u8>>,
+    /// The server's static public key from the `RegistrationResponse`.
+    pub(crate) server_public_key: Vec<u8>,
 }
 
 /// The client's output of a login whose KE2 verified.
@@ -29,6 +31,8 @@ pub(crate) struct LoginKeys {
     pub(crate) finalization: Vec<u8>,
     pub(crate) session_key: Zeroizing<Vec<u8>>,
     pub(crate) export_key: Zeroizing<Vec<u8>>,
+    /// The server's static public key that the KE2 was verified with.
+    pub(crate) server_public_key: Vec<u8>,
 }
 
 /// Outcome of the client's login finish step.
@@ -68,6 +72,7 @@ pub(crate) async fn finish_registration(
         Ok(RegistrationOutput {
             upload: result.message.serialize().to_vec(),
             export_key,
+            server_public_key: result.server_s_pk.serialize().to_vec(),
         })
     })
     .await
@@ -100,6 +105,7 @@ pub(crate) async fn finish_login(
                     finalization: result.message.serialize().to_vec(),
                     session_key: Zeroizing::new(result.session_key.to_vec()),
                     export_key: Zeroizing::new(result.export_key.to_vec()),
+                    server_public_key: result.server_s_pk.serialize().to_vec(),
                 };
                 result.session_key.zeroize();
                 result.export_key.zeroize();

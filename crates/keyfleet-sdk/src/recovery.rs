@@ -9,6 +9,7 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use crate::backup_key::BackupKey;
+use crate::bundle_check::check_server_key;
 use crate::caller::Caller;
 use crate::opaque_steps::{LoginKeys, LoginOutcome, finish_login, protocol_error};
 use crate::registration::check_password;
@@ -43,6 +44,7 @@ impl VaultClient {
             .map_err(|error| protocol_error("start the login", &error))?;
         let request = start.message.serialize().to_vec();
         let reply = self.recovery_start(&caller, request).await?;
+        let bundle = self.bundle_for_epoch(reply.bundle_epoch).await?;
 
         let outcome = finish_login(
             start.state,
@@ -54,7 +56,11 @@ impl VaultClient {
         .await?;
 
         match outcome {
-            LoginOutcome::Verified(keys) => self.open_secret(&caller, reply.ticket, &keys).await,
+            LoginOutcome::Verified(keys) => {
+                // Checked before KE3 goes out, so an impostor fleet learns nothing more.
+                check_server_key(bundle.as_ref(), &keys.server_public_key)?;
+                self.open_secret(&caller, reply.ticket, &keys).await
+            }
             LoginOutcome::Failed => Err(self.report_failed_guess(&caller, reply.ticket).await),
         }
     }

@@ -8,6 +8,7 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use crate::backup_key::{BackupKey, check_secret_len};
+use crate::bundle_check::check_server_key;
 use crate::caller::Caller;
 use crate::opaque_steps::{RegistrationOutput, finish_registration, protocol_error};
 use crate::request_id::RequestId;
@@ -44,6 +45,7 @@ impl VaultClient {
             .map_err(|error| protocol_error("start the registration", &error))?;
         let request = start.message.serialize().to_vec();
         let reply = self.registration_start(&caller, request).await?;
+        let bundle = self.bundle_for_epoch(reply.bundle_epoch).await?;
 
         let output = finish_registration(
             start.state,
@@ -53,6 +55,8 @@ impl VaultClient {
             self.ksf_params(),
         )
         .await?;
+        // The upload's envelope binds the server key, so check it before sending anything.
+        check_server_key(bundle.as_ref(), &output.server_public_key)?;
 
         let upload = Upload {
             ticket: reply.ticket,

@@ -107,6 +107,18 @@ pub enum SdkError {
         message: String,
     },
 
+    /// The fleet's validation bundle failed a check: its digest, witness key or signature,
+    /// counter-signature, checkpoint, log inclusion or consistency, epoch order, or the
+    /// session's OPAQUE server key. [`keyfleet_bundle::BundleError::check`] names the check.
+    #[error("the fleet's validation bundle failed the {check} check: {0}", check = .0.check())]
+    Bundle(keyfleet_bundle::BundleError),
+
+    /// The client pins trust anchors, but the fleet has published no validation bundle.
+    #[error(
+        "the fleet has no validation bundle, so its keys cannot be verified; the operator          publishes one with `keyfleet fleet publish-bundle`"
+    )]
+    BundleMissing,
+
     /// The endpoints or the retry policy given to [`crate::VaultClient::new`] are invalid.
     #[error(transparent)]
     Config(#[from] ClientError),

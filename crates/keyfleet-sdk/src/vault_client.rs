@@ -7,6 +7,7 @@ use keyfleet_protocol::KsfParams;
 use tonic::Status;
 use tonic::transport::Channel;
 
+use crate::bundle_check::BundleCheck;
 use crate::caller::Caller;
 use crate::request_id::RequestId;
 use crate::status_mapping::from_router_error;
@@ -22,6 +23,8 @@ use crate::{RecordStatus, SdkError};
 pub struct VaultClient {
     router: LeaderRouter,
     ksf: Option<KsfParams>,
+    /// The pinned trust anchors and the newest verified bundle, when set.
+    pub(crate) bundle_check: Option<BundleCheck>,
 }
 
 impl VaultClient {
@@ -38,7 +41,11 @@ impl VaultClient {
     {
         let router = LeaderRouter::new(endpoints, policy)?;
 
-        Ok(Self { router, ksf: None })
+        Ok(Self {
+            router,
+            ksf: None,
+            bundle_check: None,
+        })
     }
 
     /// Like [`VaultClient::new`], but dials every endpoint over TLS, trusting the CA in `tls`.
@@ -58,7 +65,11 @@ impl VaultClient {
     {
         let router = LeaderRouter::with_tls(endpoints, policy, tls)?;
 
-        Ok(Self { router, ksf: None })
+        Ok(Self {
+            router,
+            ksf: None,
+            bundle_check: None,
+        })
     }
 
     /// Sets Argon2id parameters other than protocol version 1's, for tests only. A record

@@ -82,10 +82,12 @@ impl WitnessClient {
         &self.namespace
     }
 
-    /// Witnesses the next artifact; see the `WitnessArtifact` RPC.
+    /// Witnesses the next artifact; see the `WitnessArtifact` RPC. `operator_signature` signs
+    /// the artifact's [`keyfleet_bundle::submission_message`].
     pub async fn witness_artifact(
         &mut self,
         artifact: &[u8],
+        operator_signature: &[u8],
     ) -> Result<ValidationBundle, WitnessCallError> {
         const CALL: &str = "WitnessArtifact";
         let response = self
@@ -93,6 +95,7 @@ impl WitnessClient {
             .witness_artifact(api::WitnessArtifactRequest {
                 namespace: self.namespace.clone(),
                 artifact: artifact.to_vec(),
+                operator_signature: operator_signature.to_vec(),
             })
             .await
             .map_err(|status| status_error(CALL, status))?

@@ -25,6 +25,9 @@ pub enum WitnessError {
     /// The artifact is not the next epoch, or its digest is already logged.
     #[error("{0}")]
     EpochRule(String),
+    /// The submission lacks a valid signature by an operator key pinned for its namespace.
+    #[error("{0}")]
+    Unauthorized(String),
     /// No such namespace, epoch or tree size.
     #[error("{0}")]
     NotFound(String),
@@ -76,6 +79,7 @@ impl From<WitnessError> for tonic::Status {
             WitnessError::Invalid(_) => Self::invalid_argument(message),
             WitnessError::EpochRule(_) => Self::failed_precondition(message),
             WitnessError::NotFound(_) => Self::not_found(message),
+            WitnessError::Unauthorized(_) => Self::permission_denied(message),
             WitnessError::CountersignatureExists { .. } => Self::already_exists(message),
             WitnessError::KeyFile { .. } | WitnessError::Storage(_) => {
                 tracing::error!(error = %message, "witness request failed");

@@ -6,6 +6,7 @@
 pub mod audit;
 mod client;
 mod error;
+mod operator_keys;
 mod server;
 mod service;
 mod witness_key;
@@ -13,6 +14,7 @@ mod witness_log;
 
 pub use client::{LogEntry, WitnessCallError, WitnessClient};
 pub use error::WitnessError;
+pub use operator_keys::{OperatorKeyBinding, OperatorKeys};
 pub use server::{KEY_FILE, LOG_FILE, open_data_dir, serve};
 pub use service::WitnessService;
 pub use witness_key::WitnessKey;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use keyfleet_witness::{KEY_FILE, WitnessKey, open_data_dir, serve};
+use keyfleet_witness::{
+    KEY_FILE, OperatorKeyBinding, OperatorKeys, WitnessKey, open_data_dir, serve,
+};
 use tracing_subscriber::EnvFilter;
 
 /// The keyfleet witness: signs fleet key artifacts and keeps an append-only log of them.
@@ -29,6 +31,11 @@ enum Command {
         /// Key name, the first part of every checkpoint origin.
         #[arg(long, default_value = "keyfleet-witness", value_name = "NAME")]
         name: String,
+        /// Pins an operator's Ed25519 public key (hex) to a namespace. Only submissions signed
+        /// by a key pinned for their namespace are logged. Repeatable, also to pin several
+        /// keys for one namespace. With none, every submission is rejected.
+        #[arg(long = "operator-key", value_name = "NAMESPACE=HEX")]
+        operator_keys: Vec<OperatorKeyBinding>,
     },
     /// Prints the verifier key clients pin, generating the key on first use.
     VerifierKey {
@@ -53,7 +60,8 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             name,
-        } => run_server(listen, data_dir, name),
+            operator_keys,
+        } => run_server(listen, data_dir, name, OperatorKeys::new(operator_keys)),
         Command::VerifierKey { data_dir, name } => print_verifier_key(data_dir, &name),
     };
     match result {
@@ -74,7 +82,12 @@ fn print_verifier_key(data_dir: PathBuf, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn run_server(listen: SocketAddr, data_dir: PathBuf, name: String) -> Result<(), String> {
+fn run_server(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    name: String,
+    operator_keys: OperatorKeys,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,7 +97,7 @@ fn run_server(listen: SocketAddr, data_dir: PathBuf, name: String) -> Result<(),
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-        serve(log, listener, shutdown_signal())
+        serve(log, operator_keys, listener, shutdown_signal())
             .await
             .map_err(|error| format!("the server failed: {error}"))?;
         tracing::info!("witness stopped");

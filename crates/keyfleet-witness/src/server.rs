@@ -9,6 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::witness_server::WitnessServer;
 use crate::error::WitnessError;
+use crate::operator_keys::OperatorKeys;
 use crate::service::WitnessService;
 use crate::witness_key::WitnessKey;
 use crate::witness_log::WitnessLog;
@@ -27,16 +28,27 @@ pub fn open_data_dir(data_dir: &Path, name: &str) -> Result<Arc<WitnessLog>, Wit
     Ok(Arc::new(WitnessLog::open(&data_dir.join(LOG_FILE), key)?))
 }
 
-/// Serves the witness API on `listener` until `shutdown` completes.
+/// Serves the witness API on `listener` until `shutdown` completes. Only submissions signed by
+/// `operator_keys` are logged.
 pub async fn serve(
     log: Arc<WitnessLog>,
+    operator_keys: OperatorKeys,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(address = ?local, verifier_key = %log.key().verifier(), "witness serving");
+    tracing::info!(
+        address = ?local,
+        verifier_key = %log.key().verifier(),
+        pinned_namespaces = operator_keys.namespace_count(),
+        "witness serving"
+    );
+    if operator_keys.namespace_count() == 0 {
+        tracing::warn!("no operator key is pinned, so the witness rejects every submission");
+    }
+    let service = WitnessService::new(log, Arc::new(operator_keys));
     tonic::transport::Server::builder()
-        .add_service(WitnessServer::new(WitnessService::new(log)))
+        .add_service(WitnessServer::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

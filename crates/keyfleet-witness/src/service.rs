@@ -13,6 +13,7 @@ use crate::api::{
     WitnessArtifactRequest, WitnessArtifactResponse,
 };
 use crate::error::WitnessError;
+use crate::operator_keys::OperatorKeys;
 use crate::witness_log::WitnessLog;
 
 /// Largest artifact accepted, in bytes.
@@ -22,12 +23,13 @@ const MAX_ARTIFACT_LEN: usize = 32 * 1024;
 #[derive(Debug, Clone)]
 pub struct WitnessService {
     log: Arc<WitnessLog>,
+    operator_keys: Arc<OperatorKeys>,
 }
 
 impl WitnessService {
-    /// Creates the service over `log`.
-    pub fn new(log: Arc<WitnessLog>) -> Self {
-        Self { log }
+    /// Creates the service over `log`, accepting submissions signed by `operator_keys`.
+    pub fn new(log: Arc<WitnessLog>, operator_keys: Arc<OperatorKeys>) -> Self {
+        Self { log, operator_keys }
     }
 
     /// Runs `work` on the blocking pool, because redb commits wait for fsync.
@@ -51,10 +53,6 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-// NOTE: the witness authenticates no caller. Anyone who reaches it can claim a namespace's next
-// epoch with an artifact that names their own operator key, which clients pinning the real key
-// reject but which blocks the operator's epoch and fails `keyfleet audit`. Expose it only to the
-// operator until namespaces are bound to pinned operator keys.
 #[tonic::async_trait]
 impl Witness for WitnessService {
     async fn witness_artifact(
@@ -64,6 +62,7 @@ impl Witness for WitnessService {
         let WitnessArtifactRequest {
             namespace,
             artifact,
+            operator_signature,
         } = request.into_inner();
         if artifact.len() > MAX_ARTIFACT_LEN {
             return Err(Status::invalid_argument(format!(
@@ -71,6 +70,9 @@ impl Witness for WitnessService {
                 artifact.len()
             )));
         }
+        self.operator_keys
+            .authorize(&namespace, &artifact, &operator_signature)
+            .map_err(Status::from)?;
         let bundle = self
             .blocking(move |log| log.witness(&namespace, &artifact, unix_now()))
             .await?;

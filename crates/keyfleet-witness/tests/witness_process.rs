@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ed25519_dalek::{Signer, SigningKey};
 use keyfleet_bundle::{
     ARTIFACT_VERSION, FLEET_KEYS_NAMESPACE, FleetKeyArtifact, FleetPublicKey, KeyAlgorithm,
-    KeyRole, QuorumRule,
+    KeyRole, QuorumRule, artifact_digest, submission_message,
 };
 use keyfleet_witness::WitnessClient;
 
@@ -29,9 +30,25 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The operator key the test witness pins for the fleet namespace.
+fn operator_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x42; 32])
+}
+
 fn spawn_witness(data_dir: &Path, port: u16) -> WitnessProcess {
+    let binding = format!(
+        "{FLEET_KEYS_NAMESPACE}={}",
+        hex::encode(operator_key().verifying_key().as_bytes())
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_keyfleet-witness"))
-        .args(["serve", "--name", "witness.test", "--listen"])
+        .args([
+            "serve",
+            "--name",
+            "witness.test",
+            "--operator-key",
+            &binding,
+        ])
+        .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -55,6 +72,25 @@ async fn wait_ready(client: &mut WitnessClient) -> String {
             Err(error) => panic!("the witness did not start: {error}"),
         }
     }
+}
+
+/// Returns `signer`'s signature over the submission message of `artifact`.
+fn submission(signer: &SigningKey, artifact: &[u8]) -> Vec<u8> {
+    let epoch = FleetKeyArtifact::from_canonical_bytes(artifact)
+        .unwrap()
+        .epoch;
+    let message = submission_message(FLEET_KEYS_NAMESPACE, epoch, &artifact_digest(artifact));
+    signer.sign(&message).to_bytes().to_vec()
+}
+
+/// Witnesses `artifact` with a submission signed by the pinned operator key.
+async fn witness(
+    client: &mut WitnessClient,
+    artifact: &[u8],
+) -> Result<keyfleet_bundle::ValidationBundle, keyfleet_witness::WitnessCallError> {
+    client
+        .witness_artifact(artifact, &submission(&operator_key(), artifact))
+        .await
 }
 
 fn artifact_bytes(epoch: u64) -> Vec<u8> {
@@ -105,8 +141,8 @@ async fn witness_keeps_log_across_restart() {
 
     let witness = spawn_witness(data.path(), port);
     let verifier_key = wait_ready(&mut client).await;
-    client.witness_artifact(&artifact_bytes(1)).await.unwrap();
-    client.witness_artifact(&artifact_bytes(2)).await.unwrap();
+    witness(&mut client, &artifact_bytes(1)).await.unwrap();
+    witness(&mut client, &artifact_bytes(2)).await.unwrap();
     let checkpoint = client.checkpoint().await.unwrap();
     // SIGKILL: every append was committed with fsync before the witness sent its response.
     drop(witness);
@@ -118,16 +154,26 @@ async fn witness_keeps_log_across_restart() {
     assert_eq!(entry.bundle.epoch, 1);
     assert_eq!(entry.tree_size, 2);
 
-    let error = client
-        .witness_artifact(&artifact_bytes(4))
-        .await
-        .unwrap_err();
+    let error = witness(&mut client, &artifact_bytes(4)).await.unwrap_err();
     assert!(
         error
             .to_string()
             .contains("next artifact must have epoch 3"),
         "{error}"
     );
-    let bundle = client.witness_artifact(&artifact_bytes(3)).await.unwrap();
+    let intruder = SigningKey::from_bytes(&[0x66; 32]);
+    let error = client
+        .witness_artifact(
+            &artifact_bytes(3),
+            &submission(&intruder, &artifact_bytes(3)),
+        )
+        .await
+        .unwrap_err();
+    let keyfleet_witness::WitnessCallError::Status { status, .. } = &error else {
+        panic!("expected a status, got {error}");
+    };
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{error}");
+
+    let bundle = witness(&mut client, &artifact_bytes(3)).await.unwrap();
     assert_eq!(bundle.epoch, 3);
 }

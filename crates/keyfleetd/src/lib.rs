@@ -4,6 +4,7 @@
 //! parsing and signal handling.
 
 mod admin_token;
+mod bundle_publisher;
 mod compactor;
 mod config;
 mod error_status;

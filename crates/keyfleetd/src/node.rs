@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::NodeConfig;
 use crate::admin_token::AdminToken;
+use crate::bundle_publisher::BundlePublisher;
 use crate::health::HealthMonitor;
 use crate::join::{CaFiles, JoinIssuer};
 use crate::metrics::MetricsExporter;
@@ -105,6 +106,17 @@ impl RunningNode {
         let (health_sender, health_receiver) =
             tokio::sync::watch::channel(crate::node_health::NodeHealth::default());
         let join_issuer = Arc::new(join_issuer(&config, hsm.clone(), tls.is_some()));
+        let core = Arc::new(FleetCore::new(
+            replica.clone(),
+            hsm.clone(),
+            vault_config(&config),
+        ));
+        let publisher = Arc::new(BundlePublisher::new(
+            replica.clone(),
+            core.clone(),
+            hsm.clone(),
+            config.hsm.keys.signing.clone(),
+        ));
         let node_service = NodeService::new(
             replica.clone(),
             catch_up_timeout,
@@ -112,13 +124,8 @@ impl RunningNode {
             health_receiver,
             tls.is_some(),
             join_issuer,
+            publisher,
         );
-
-        let core = Arc::new(FleetCore::new(
-            replica.clone(),
-            hsm.clone(),
-            vault_config(&config),
-        ));
         let limits = GuessLimits {
             default_max_guesses: config.vault.default_max_guesses,
             max_guesses_ceiling: config.vault.max_guesses_ceiling,

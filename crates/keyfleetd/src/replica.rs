@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use keyfleet_api::ErrorReason;
 use keyfleet_raft::{
-    Command, FleetRecord, NodeId, Raft, Request, RequestId, Response, StateMachineStore,
-    TypeConfig, UserId, UserRecord,
+    BundleRecord, Command, FleetRecord, NodeId, Raft, Request, RequestId, Response,
+    StateMachineStore, TypeConfig, UserId, UserRecord,
 };
 use openraft::ReadPolicy;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
@@ -99,6 +99,19 @@ impl Replica {
             tracing::error!(node_id = self.node_id, %error, "reading the state machine failed");
             Status::internal(format!("reading the state machine failed: {error}"))
         })
+    }
+
+    /// Reads the applied validation bundle on this node.
+    pub(crate) async fn local_bundle(&self) -> Result<Option<BundleRecord>, Status> {
+        self.state_machine.bundle().await.map_err(|error| {
+            tracing::error!(node_id = self.node_id, %error, "reading the state machine failed");
+            Status::internal(format!("reading the state machine failed: {error}"))
+        })
+    }
+
+    /// Returns the epoch of the applied validation bundle, or 0 when none was published.
+    pub(crate) async fn bundle_epoch(&self) -> Result<u64, Status> {
+        Ok(self.local_bundle().await?.map_or(0, |bundle| bundle.epoch))
     }
 
     pub(crate) fn timeout_ms(&self) -> u64 {

@@ -9,10 +9,10 @@ use keyfleet_api::node::node_server::Node;
 use keyfleet_api::node::{
     AddLearnerRequest, AddLearnerResponse, ChangeMembershipRequest, ChangeMembershipResponse,
     CompleteJoinRequest, CompleteJoinResponse, CreateJoinTokenRequest, CreateJoinTokenResponse,
-    InitializeRequest, InitializeResponse, JoinRequest, JoinResponse, Member, ReadRecordRequest,
-    ReadRecordResponse, RestoreSnapshotRequest, RestoreSnapshotResponse, SaveSnapshotRequest,
-    SaveSnapshotResponse, StatusRequest, StatusResponse, TransferLeaderRequest,
-    TransferLeaderResponse, WriteRequest, WriteResponse,
+    InitializeRequest, InitializeResponse, JoinRequest, JoinResponse, Member, PublishBundleRequest,
+    PublishBundleResponse, ReadRecordRequest, ReadRecordResponse, RestoreSnapshotRequest,
+    RestoreSnapshotResponse, SaveSnapshotRequest, SaveSnapshotResponse, StatusRequest,
+    StatusResponse, TransferLeaderRequest, TransferLeaderResponse, WriteRequest, WriteResponse,
 };
 use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
 use keyfleet_raft_net::{OPERATOR_NAME, certificate_names};
@@ -21,6 +21,7 @@ use openraft::error::{InitializeError, RaftError};
 use tonic::{Code, Response, Status};
 
 use crate::admin_token::AdminToken;
+use crate::bundle_publisher::BundlePublisher;
 use crate::error_status::error_status;
 use crate::join::JoinIssuer;
 use crate::leader_hint::{no_quorum, raft_stopped};
@@ -38,6 +39,7 @@ pub struct NodeService {
     rejected_calls: Arc<LogLimiter>,
     health: HealthReceiver,
     join: Arc<JoinIssuer>,
+    publisher: Arc<BundlePublisher>,
 }
 
 /// Interval between two log lines about node API calls rejected for a missing admin token.
@@ -62,8 +64,10 @@ impl NodeService {
         health: HealthReceiver,
         require_operator_cert: bool,
         join: Arc<JoinIssuer>,
+        publisher: Arc<BundlePublisher>,
     ) -> Self {
         Self {
+            publisher,
             replica,
             learner_catch_up_timeout,
             admin_token,
@@ -371,9 +375,24 @@ impl Node for NodeService {
         _request: tonic::Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let health = self.health.borrow().clone();
-        Ok(Response::new(
-            crate::status::status_of(&self.replica.raft, &health).await,
-        ))
+        let mut status = crate::status::status_of(&self.replica.raft, &health).await;
+        // A node whose HSM or state machine cannot answer still reports the rest.
+        if let Ok(key) = self.publisher.signing_public_key().await {
+            status.signing_public_key = key.to_vec();
+        }
+        if let Ok(epoch) = self.replica.bundle_epoch().await {
+            status.bundle_epoch = epoch;
+        }
+        Ok(Response::new(status))
+    }
+
+    async fn publish_bundle(
+        &self,
+        request: tonic::Request<PublishBundleRequest>,
+    ) -> Result<Response<PublishBundleResponse>, Status> {
+        self.authorize(&request)?;
+        let published = self.publisher.publish(request.into_inner()).await?;
+        Ok(Response::new(published))
     }
 
     async fn transfer_leader(

@@ -6,7 +6,7 @@ use std::path::Path;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use keyfleet_bundle::{
     BundleVerifier, FleetKeyArtifact, KeyChange, KeyDelta, NoteVerifier, TrustAnchors,
-    ValidationBundle, countersignature_message,
+    ValidationBundle, artifact_digest, countersignature_message, submission_message,
 };
 use keyfleet_witness::WitnessClient;
 use keyfleet_witness::audit::{AuditError, AuditOptions, AuditReport, audit as run_audit};
@@ -14,7 +14,9 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::cli_error::CliError;
-use crate::cli_witness::{AuditArgs, FleetKeygenArgs, PinnedKeyArgs, PublishArgs, VerifyArgs};
+use crate::cli_witness::{
+    AuditArgs, FleetKeygenArgs, PinnedKeyArgs, PublishArgs, PublishBundleArgs, VerifyArgs,
+};
 use crate::output::{print_line, print_result};
 use crate::private_file::{check_output, read_secret_text, write_private};
 
@@ -120,14 +122,24 @@ pub(super) async fn publish(args: &PublishArgs) -> Result<(), CliError> {
                 args.artifact.display()
             ))
         })?;
-    let canonical = artifact
+    let artifact = artifact
         .normalize()
-        .and_then(|artifact| artifact.to_canonical_bytes())
+        .map_err(|error| CliError::InvalidInput(format!("{}: {error}", args.artifact.display())))?;
+    let canonical = artifact
+        .to_canonical_bytes()
         .map_err(|error| CliError::InvalidInput(format!("{}: {error}", args.artifact.display())))?;
     check_output(&args.out, args.force)?;
 
+    let submission = submission_message(
+        &args.witness.namespace,
+        artifact.epoch,
+        &artifact_digest(&canonical),
+    );
+    let operator_signature = operator.sign(&submission);
     let mut client = WitnessClient::connect_lazy(&args.witness.witness, &args.witness.namespace)?;
-    let bundle = client.witness_artifact(&canonical).await?;
+    let bundle = client
+        .witness_artifact(&canonical, &operator_signature.to_bytes())
+        .await?;
     let witness_signature = bundle
         .witness_signature_bytes()
         .map_err(|error| CliError::CheckFailed(error.to_string()))?;
@@ -147,6 +159,58 @@ pub(super) async fn publish(args: &PublishArgs) -> Result<(), CliError> {
         bundle.digest,
         args.out.display()
     ))
+}
+
+/// Runs `keyfleet fleet publish-bundle`.
+pub(super) async fn publish_bundle(args: &PublishBundleArgs) -> Result<(), CliError> {
+    if let Some(out) = &args.out {
+        check_output(out, args.force)?;
+    }
+    let client = super::members::admin_client(&args.admin)?;
+    let (_, node_keys) = super::members::voter_signing_keys(&client, &args.admin.endpoints).await?;
+    let published = client
+        .publish_bundle(&args.witness.witness, &args.witness.namespace, &node_keys)
+        .await?;
+    let bundle = ValidationBundle::from_json(&published.bundle)
+        .map_err(|error| CliError::CheckFailed(format!("the fleet returned {error}")))?;
+
+    if let Some(out) = &args.out {
+        std::fs::write(out, &published.bundle).map_err(|source| CliError::File {
+            action: "write",
+            path: out.clone(),
+            source,
+        })?;
+    }
+    let text = format!(
+        "published fleet key epoch {} with digest {} at log index {}",
+        published.epoch, bundle.digest, published.log_index
+    );
+    let value = json!({
+        "epoch": published.epoch,
+        "digest": bundle.digest,
+        "log_index": published.log_index,
+        "out": args.out.as_ref().map(|path| path.display().to_string()),
+    });
+    print_result(args.admin.endpoints.json, &text, &value)
+}
+
+/// Runs `keyfleet fleet node-keys`.
+pub(super) async fn node_keys(args: &crate::cli::EndpointArgs) -> Result<(), CliError> {
+    let client = super::cluster::client(args)?;
+    let (leader_id, keys) = super::members::voter_signing_keys(&client, args).await?;
+    let mut lines = vec![format!("{:<5} {:<8} SIGNING KEY", "NODE", "ROLE")];
+    let mut values = Vec::new();
+    for key in &keys {
+        let role = if key.node_id == leader_id {
+            "leader"
+        } else {
+            "voter"
+        };
+        let key_hex = hex::encode(&key.public_key);
+        lines.push(format!("{:<5} {role:<8} {key_hex}", key.node_id));
+        values.push(json!({"node_id": key.node_id, "role": role, "signing_key": key_hex}));
+    }
+    print_result(args.json, &lines.join("\n"), &json!({ "nodes": values }))
 }
 
 /// Runs `keyfleet fleet verify`.
@@ -184,19 +248,27 @@ pub(super) fn verify(args: &VerifyArgs) -> Result<(), CliError> {
 }
 
 fn trust_anchors(pinned: &PinnedKeyArgs, namespace: &str) -> Result<TrustAnchors, CliError> {
+    parse_trust_anchors(&pinned.witness_key, &pinned.operator_key, namespace)
+}
+
+/// Parses the pinned witness verifier key and operator key, as the options give them.
+pub(super) fn parse_trust_anchors(
+    witness_key: &str,
+    operator_key: &str,
+    namespace: &str,
+) -> Result<TrustAnchors, CliError> {
     keyfleet_bundle::validate_namespace(namespace)
         .map_err(|reason| CliError::Usage(format!("--namespace: {reason}")))?;
-    let witness = NoteVerifier::parse(&pinned.witness_key)
+    let witness = NoteVerifier::parse(witness_key)
         .map_err(|error| CliError::Usage(format!("--witness-key: {error}")))?;
-    let operator = hex::decode(pinned.operator_key.trim())
+    let operator = hex::decode(operator_key.trim())
         .ok()
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
         .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
         .ok_or_else(|| {
             CliError::Usage(format!(
-                "--operator-key {:?} is not an Ed25519 public key in hex (64 digits); \
-                 `keyfleet fleet keygen` prints it",
-                pinned.operator_key
+                "--operator-key {operator_key:?} is not an Ed25519 public key in hex (64 \
+                 digits); `keyfleet fleet keygen` prints it"
             ))
         })?;
     Ok(TrustAnchors {

@@ -229,3 +229,32 @@ mod tests {
         ));
     }
 }
+
+/// Collects every voter's HSM signing key from its own `Status`, reached at the API address
+/// the membership names. Returns the leader's id, 0 when unknown, and the keys.
+pub(super) async fn voter_signing_keys(
+    client: &FleetClient,
+    args: &EndpointArgs,
+) -> Result<(u64, Vec<keyfleet_client::NodeSigningKey>), CliError> {
+    let status = newest_status(client, args).await?;
+    let mut keys = Vec::new();
+    for voter in &status.voters {
+        let reply = client.status(&voter.api_addr).await.map_err(|error| {
+            CliError::NotReady(format!(
+                "voter {} at {} did not report its signing key: {error}",
+                voter.id, voter.api_addr
+            ))
+        })?;
+        if reply.node_id != voter.id || reply.signing_public_key.len() != 32 {
+            return Err(CliError::NotReady(format!(
+                "the node at {} is not voter {} with a signing key; check the membership",
+                voter.api_addr, voter.id
+            )));
+        }
+        keys.push(keyfleet_client::NodeSigningKey {
+            node_id: voter.id,
+            public_key: reply.signing_public_key,
+        });
+    }
+    Ok((status.leader_id, keys))
+}

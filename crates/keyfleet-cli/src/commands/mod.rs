@@ -45,5 +45,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CliError> {
         Command::Fleet(FleetCommand::Keygen(args)) => fleet::keygen(&args),
         Command::Fleet(FleetCommand::Publish(args)) => fleet::publish(&args).await,
         Command::Fleet(FleetCommand::Verify(args)) => fleet::verify(&args),
+        Command::Fleet(FleetCommand::PublishBundle(args)) => fleet::publish_bundle(&args).await,
+        Command::Fleet(FleetCommand::NodeKeys(args)) => fleet::node_keys(&args).await,
     }
 }

@@ -24,6 +24,7 @@ pub(super) async fn run(args: &RecoverArgs) -> Result<(), CliError> {
         .client
         .recover(&session.token, &session.user, &password)
         .await?;
+    session.report_bundle();
 
     if let Some(path) = &args.out {
         write_private(path, &secret, args.force)?;

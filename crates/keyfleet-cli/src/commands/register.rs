@@ -49,6 +49,7 @@ pub(super) async fn run(args: &RegisterArgs) -> Result<(), CliError> {
             return Err(error.into());
         }
     };
+    session.report_bundle();
 
     print_outcome(args, &session.user, registration.max_guesses, &secret)
 }

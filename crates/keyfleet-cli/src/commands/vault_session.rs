@@ -30,16 +30,38 @@ impl VaultSession {
             ..RetryPolicy::default()
         };
         let endpoints = args.connection.endpoints.clone();
-        let client = match args.connection.tls.client_tls()? {
+        let mut client = match args.connection.tls.client_tls()? {
             Some(tls) => VaultClient::with_tls(endpoints, policy, tls)?,
             None => VaultClient::new(endpoints, policy)?,
         };
+        if let (Some(witness_key), Some(operator_key)) = (&args.witness_key, &args.operator_key) {
+            let anchors = super::fleet::parse_trust_anchors(
+                witness_key,
+                operator_key,
+                &args.bundle_namespace,
+            )?;
+            client = client.with_trust_anchors(anchors);
+        }
 
         Ok(Self {
             client,
             token,
             user: args.user.clone(),
         })
+    }
+}
+
+impl VaultSession {
+    /// Prints, on stderr, the fleet key epoch the call was verified against, if any.
+    pub(super) fn report_bundle(&self) {
+        if let Some(bundle) = self.client.verified_bundle() {
+            eprintln!(
+                "verified fleet key epoch {} of fleet {} (digest {})",
+                bundle.epoch(),
+                bundle.artifact.fleet_id,
+                hex::encode(bundle.digest)
+            );
+        }
     }
 }
 

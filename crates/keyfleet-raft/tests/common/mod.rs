@@ -109,3 +109,14 @@ pub async fn apply(state_machine: &mut StateMachineStore, entries: Vec<Entry>) -
 
     state_machine.apply(futures_util::stream::iter(items)).await
 }
+
+/// Builds a `PublishBundle` request for `epoch` with `bundle_json`.
+pub fn publish_bundle(id: u8, epoch: u64, bundle_json: &[u8]) -> Request {
+    Request {
+        request_id: request_id(id),
+        command: Command::PublishBundle {
+            epoch,
+            bundle_json: bundle_json.to_vec(),
+        },
+    }
+}

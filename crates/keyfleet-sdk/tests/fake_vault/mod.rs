@@ -203,6 +203,7 @@ impl Vault for FakeLeader {
             ticket: record_id.into_bytes(),
             default_max_guesses: DEFAULT_MAX_GUESSES,
             max_guesses_ceiling: 100,
+            bundle_epoch: 0,
         }))
     }
 
@@ -279,6 +280,7 @@ impl Vault for FakeLeader {
         Ok(Response::new(RecoveryStartResponse {
             credential_response: start.message.serialize().to_vec(),
             ticket,
+            bundle_epoch: 0,
         }))
     }
 
@@ -358,6 +360,13 @@ impl Vault for FakeLeader {
             },
         };
         Ok(Response::new(response))
+    }
+
+    async fn get_bundle(
+        &self,
+        _request: Request<GetBundleRequest>,
+    ) -> Result<Response<GetBundleResponse>, Status> {
+        Err(Status::not_found("the fake vault has no validation bundle"))
     }
 }
 
@@ -455,6 +464,12 @@ impl Vault for FakeFollower {
         request: Request<GetStateRequest>,
     ) -> Result<Response<GetStateResponse>, Status> {
         Err(self.redirect("get_state", request.get_ref()))
+    }
+    async fn get_bundle(
+        &self,
+        _request: Request<GetBundleRequest>,
+    ) -> Result<Response<GetBundleResponse>, Status> {
+        Err(Status::not_found("the fake vault has no validation bundle"))
     }
 }
 

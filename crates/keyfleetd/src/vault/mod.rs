@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use keyfleet_api::vault::vault_server::Vault;
 use keyfleet_api::vault::{
-    DeleteRequest, DeleteResponse, GetStateRequest, GetStateResponse, RecoveryFinishRequest,
-    RecoveryFinishResponse, RecoveryStartRequest, RecoveryStartResponse, RegistrationFinishRequest,
-    RegistrationFinishResponse, RegistrationStartRequest, RegistrationStartResponse,
+    DeleteRequest, DeleteResponse, GetBundleRequest, GetBundleResponse, GetStateRequest,
+    GetStateResponse, RecoveryFinishRequest, RecoveryFinishResponse, RecoveryStartRequest,
+    RecoveryStartResponse, RegistrationFinishRequest, RegistrationFinishResponse,
+    RegistrationStartRequest, RegistrationStartResponse,
 };
 use keyfleet_token::TokenVerifier;
 use openraft::async_runtime::WatchReceiver;
@@ -191,5 +192,22 @@ impl Vault for VaultService {
             .instrument(span)
             .await
             .map(Response::new)
+    }
+
+    async fn get_bundle(
+        &self,
+        _request: Request<GetBundleRequest>,
+    ) -> Result<Response<GetBundleResponse>, Status> {
+        let Some(bundle) = self.replica.local_bundle().await? else {
+            return Err(Status::not_found(format!(
+                "node {} has no validation bundle: the operator has not published a fleet key \
+                 epoch yet (`keyfleet fleet publish-bundle`)",
+                self.replica.node_id
+            )));
+        };
+        Ok(Response::new(GetBundleResponse {
+            epoch: bundle.epoch,
+            bundle: bundle.bundle_json,
+        }))
     }
 }

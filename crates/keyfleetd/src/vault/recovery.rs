@@ -70,6 +70,7 @@ impl VaultService {
         Ok(RecoveryStartResponse {
             credential_response: start.response,
             ticket: start.ticket.as_bytes().to_vec(),
+            bundle_epoch: self.replica.bundle_epoch().await?,
         })
     }
 

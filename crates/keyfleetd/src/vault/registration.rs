@@ -44,6 +44,7 @@ impl VaultService {
             ticket: start.ticket.as_bytes().to_vec(),
             default_max_guesses: self.limits.default_max_guesses,
             max_guesses_ceiling: self.limits.max_guesses_ceiling,
+            bundle_epoch: self.replica.bundle_epoch().await?,
         })
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod bundle_front;
 pub mod free_port;
 mod node_process;
 mod raft_timing;
