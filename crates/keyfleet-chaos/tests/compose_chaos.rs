@@ -24,9 +24,6 @@ use serde::Serialize;
 /// Time each fault is held before it is healed.
 const FAULT_HOLD: Duration = Duration::from_secs(4);
 
-/// Pause between a heal and the measurement of the time to serve again.
-const AFTER_HEAL: Duration = Duration::from_secs(1);
-
 /// Upper bound of the wait for the fleet to serve after a heal, and of the final reads. A
 /// killed container restarts its whole entry point, so this is longer than for processes.
 const RECOVERY_WAIT: Duration = Duration::from_secs(90);
@@ -181,7 +178,6 @@ impl Chaos<'_> {
             self.inject(fault).await?;
             injections += 1;
 
-            tokio::time::sleep(AFTER_HEAL).await;
             let probe = format!("{}probe-{}", self.config.user_prefix, self.injections);
             let Some(serve_again) = time_to_serve(self.config, &probe, RECOVERY_WAIT).await else {
                 return Err(format!(
