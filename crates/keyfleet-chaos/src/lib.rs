@@ -8,6 +8,7 @@
 //! including the committed state that final reads return after every fault is healed.
 
 mod checker;
+mod container;
 mod history;
 mod nemesis;
 mod proxy;
@@ -16,6 +17,7 @@ mod vault_driver;
 mod workload;
 
 pub use checker::{Property, Verdict, Violation, check};
+pub use container::{ComposeNode, ContainerNemesis};
 pub use history::{Event, History, Op, OpValue, Outcome, Phase};
 pub use nemesis::{Fault, FaultTimeline, Nemesis, NemesisError, TimelineEntry, run_fault};
 pub use proxy::{ProxyError, RaftProxy};
@@ -23,4 +25,4 @@ pub use run_folder::{RunFolder, SEED_VARIABLE, seed_from_env};
 pub use vault_driver::{
     CONNECT_FAILED, CallError, PreparedFinish, StartedLogin, TEST_KSF, VaultDriver,
 };
-pub use workload::{TokenSource, Workload, WorkloadConfig, WorkloadReport};
+pub use workload::{TokenSource, Workload, WorkloadConfig, WorkloadReport, time_to_serve};

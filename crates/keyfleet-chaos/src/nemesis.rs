@@ -23,9 +23,10 @@ pub struct NemesisError {
 
 /// The faults a cluster backend can inject into one node or one directed pair of nodes.
 ///
-/// The process backend runs real `keyfleetd` processes and a [`crate::RaftProxy`]; a container
-/// backend maps the same calls to `docker kill`, `docker pause` and `docker network
-/// disconnect` (which cannot cut one direction only).
+/// The process backend runs real `keyfleetd` processes and a [`crate::RaftProxy`]; the
+/// container backend, [`crate::ContainerNemesis`], maps the same calls to `docker kill`,
+/// `docker pause`, `docker network disconnect` and iptables rules in the containers' network
+/// namespaces.
 #[allow(async_fn_in_trait)]
 pub trait Nemesis {
     /// Returns the ids of every node, running or not.
@@ -49,7 +50,17 @@ pub trait Nemesis {
     /// Drops everything `from` sends to `to` on the Raft port until the next heal.
     async fn cut(&mut self, from: NodeId, to: NodeId) -> Result<(), NemesisError>;
 
-    /// Removes every network cut.
+    /// Cuts `node` off from every other node in both directions until the next heal. A
+    /// backend may override it to take the node off the network as a whole.
+    async fn isolate(&mut self, node: NodeId) -> Result<(), NemesisError> {
+        for other in self.nodes().into_iter().filter(|other| *other != node) {
+            self.cut(node, other).await?;
+            self.cut(other, node).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every network cut and isolation.
     async fn heal_network(&mut self) -> Result<(), NemesisError>;
 }
 
@@ -176,8 +187,8 @@ pub async fn run_fault<N: Nemesis>(
         Fault::KillMajority => killed.extend([leader, follower]),
         Fault::PauseFollower => paused.push(follower),
         Fault::PauseLeader => paused.push(leader),
-        Fault::IsolateLeader => isolate(nemesis, leader, &nodes).await?,
-        Fault::IsolateFollower => isolate(nemesis, follower, &nodes).await?,
+        Fault::IsolateLeader => nemesis.isolate(leader).await?,
+        Fault::IsolateFollower => nemesis.isolate(follower).await?,
         Fault::MajorityMinoritySplit => {
             // The minority contains the leader and, in fleets of five or more, some followers;
             // the majority must elect a new leader. In a fleet of three the minority is the
@@ -230,18 +241,6 @@ pub(crate) async fn heal<N: Nemesis>(
     }
     for node in killed {
         nemesis.restart(*node).await?;
-    }
-    Ok(())
-}
-
-async fn isolate<N: Nemesis>(
-    nemesis: &mut N,
-    node: NodeId,
-    nodes: &[NodeId],
-) -> Result<(), NemesisError> {
-    for other in nodes.iter().filter(|other| **other != node) {
-        nemesis.cut(node, *other).await?;
-        nemesis.cut(*other, node).await?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::history::{History, Outcome, Phase};
 use crate::nemesis::{Fault, FaultTimeline, Nemesis, NemesisError};
+use crate::vault_driver::VaultDriver;
 use client::Client;
 
 /// Mints a tenant token for a user id.
@@ -253,6 +254,46 @@ async fn wait_for_leader<N: Nemesis>(nemesis: &N, deadline: Instant) -> Option<u
             return Some(leader);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// Registers the probe user `user` until a registration succeeds, trying each endpoint in
+/// turn, and returns how long that took, or `None` when none succeeded within `wait`.
+pub async fn time_to_serve(
+    config: &WorkloadConfig,
+    user: &str,
+    wait: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    let endpoints: Vec<&String> = config.endpoints.values().collect();
+    let mut attempt = 0;
+
+    while started.elapsed() < wait {
+        let endpoint = endpoints[attempt % endpoints.len()];
+        attempt += 1;
+        let driver = VaultDriver::new(
+            endpoint,
+            (config.tokens)(user),
+            &config.tenant,
+            user,
+            &config.fleet_id,
+            config.rpc_timeout,
+        )
+        .expect("workload endpoints are valid URIs");
+
+        let registered = driver
+            .register(
+                b"probe password",
+                b"probe secret",
+                0,
+                &fastrand::u128(..).to_le_bytes(),
+            )
+            .await;
+        if registered.is_ok() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
 }

@@ -17,11 +17,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyfleet_chaos::{
-    Fault, FaultTimeline, History, Nemesis, NemesisError, RaftProxy, RunFolder, VaultDriver,
-    Verdict, Workload, WorkloadConfig, WorkloadReport, check, run_fault, seed_from_env,
+    Fault, FaultTimeline, History, Nemesis, NemesisError, RaftProxy, RunFolder, Verdict, Workload,
+    WorkloadConfig, WorkloadReport, check, run_fault, seed_from_env, time_to_serve,
 };
 use keyfleet_raft::{NodeAddresses, NodeId};
-use tokio::time::Instant;
 
 use common::{FLEET_ID, RaftTiming, TENANT, TestCluster, VaultOptions};
 
@@ -270,7 +269,8 @@ async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
         }
     }
 
-    let serve_again = time_to_serve(&config).await;
+    let probe = format!("{}probe", config.user_prefix);
+    let serve_again = time_to_serve(&config, &probe, RECOVERY_WAIT).await;
     timeline.record(
         None,
         format!("served again after the last heal: {serve_again:?}"),
@@ -321,42 +321,6 @@ async fn inject(
     if let Err(error) = result {
         panic!("{error}\n{}", nemesis.cluster.log_report());
     }
-}
-
-/// Registers a probe user until a registration succeeds, and returns how long that took.
-async fn time_to_serve(config: &WorkloadConfig) -> Option<Duration> {
-    let started = Instant::now();
-    let user = format!("{}probe", config.user_prefix);
-    let endpoints: Vec<&String> = config.endpoints.values().collect();
-    let mut attempt = 0;
-
-    while started.elapsed() < RECOVERY_WAIT {
-        let endpoint = endpoints[attempt % endpoints.len()];
-        attempt += 1;
-        let driver = VaultDriver::new(
-            endpoint,
-            (config.tokens)(&user),
-            &config.tenant,
-            &user,
-            &config.fleet_id,
-            config.rpc_timeout,
-        )
-        .expect("workload endpoints are valid URIs");
-
-        let registered = driver
-            .register(
-                b"probe password",
-                b"probe secret",
-                0,
-                &fastrand::u128(..).to_le_bytes(),
-            )
-            .await;
-        if registered.is_ok() {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
 }
 
 fn runs_dir() -> PathBuf {
