@@ -218,7 +218,8 @@ impl ContainerNemesis {
         let args = ["-D", "INPUT", "-s", rule.source.as_str(), "-j", "DROP"];
         nsenter_iptables(rule.pid, &args)
             .await
-            .map_err(|reason| failed("heal cut", rule.receiver, reason))
+            .map_err(|reason| failed("heal cut", rule.receiver, reason))?;
+        Ok(())
     }
 
     fn container_of(&self, node: NodeId, action: &'static str) -> Result<&str, NemesisError> {

@@ -115,7 +115,8 @@ pub enum SdkError {
 
     /// The client pins trust anchors, but the fleet has published no validation bundle.
     #[error(
-        "the fleet has no validation bundle, so its keys cannot be verified; the operator          publishes one with `keyfleet fleet publish-bundle`"
+        "the fleet has no validation bundle, so its keys cannot be verified; the operator \
+         publishes one with `keyfleet fleet publish-bundle`"
     )]
     BundleMissing,
 

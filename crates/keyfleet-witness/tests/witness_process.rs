@@ -84,7 +84,7 @@ fn submission(signer: &SigningKey, artifact: &[u8]) -> Vec<u8> {
 }
 
 /// Witnesses `artifact` with a submission signed by the pinned operator key.
-async fn witness(
+async fn witness_signed(
     client: &mut WitnessClient,
     artifact: &[u8],
 ) -> Result<keyfleet_bundle::ValidationBundle, keyfleet_witness::WitnessCallError> {
@@ -141,8 +141,12 @@ async fn witness_keeps_log_across_restart() {
 
     let witness = spawn_witness(data.path(), port);
     let verifier_key = wait_ready(&mut client).await;
-    witness(&mut client, &artifact_bytes(1)).await.unwrap();
-    witness(&mut client, &artifact_bytes(2)).await.unwrap();
+    witness_signed(&mut client, &artifact_bytes(1))
+        .await
+        .unwrap();
+    witness_signed(&mut client, &artifact_bytes(2))
+        .await
+        .unwrap();
     let checkpoint = client.checkpoint().await.unwrap();
     // SIGKILL: every append was committed with fsync before the witness sent its response.
     drop(witness);
@@ -154,7 +158,9 @@ async fn witness_keeps_log_across_restart() {
     assert_eq!(entry.bundle.epoch, 1);
     assert_eq!(entry.tree_size, 2);
 
-    let error = witness(&mut client, &artifact_bytes(4)).await.unwrap_err();
+    let error = witness_signed(&mut client, &artifact_bytes(4))
+        .await
+        .unwrap_err();
     assert!(
         error
             .to_string()
@@ -174,6 +180,8 @@ async fn witness_keeps_log_across_restart() {
     };
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{error}");
 
-    let bundle = witness(&mut client, &artifact_bytes(3)).await.unwrap();
+    let bundle = witness_signed(&mut client, &artifact_bytes(3))
+        .await
+        .unwrap();
     assert_eq!(bundle.epoch, 3);
 }

@@ -61,6 +61,9 @@ pub(crate) async fn status_of(raft: &Raft, health: &NodeHealth) -> StatusRespons
         hsm_error: health.hsm_error.clone().unwrap_or_default(),
         millis_since_leader_contact,
         replication: replication_of(&metrics),
+        // The node service fills these two from the HSM and the state machine.
+        signing_public_key: Vec::new(),
+        bundle_epoch: 0,
     }
 }
 

@@ -210,26 +210,6 @@ pub(super) async fn transfer_leader(args: &TransferLeaderArgs) -> Result<(), Cli
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shrinking_below_three_needs_the_flag() {
-        assert!(check_remaining_voters(3, false).is_ok());
-        assert!(matches!(
-            check_remaining_voters(2, false),
-            Err(CliError::Rejected(_))
-        ));
-        assert!(check_remaining_voters(2, true).is_ok());
-        assert!(check_remaining_voters(1, true).is_ok());
-        assert!(matches!(
-            check_remaining_voters(0, true),
-            Err(CliError::Rejected(_))
-        ));
-    }
-}
-
 /// Collects every voter's HSM signing key from its own `Status`, reached at the API address
 /// the membership names. Returns the leader's id, 0 when unknown, and the keys.
 pub(super) async fn voter_signing_keys(
@@ -257,4 +237,24 @@ pub(super) async fn voter_signing_keys(
         });
     }
     Ok((status.leader_id, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrinking_below_three_needs_the_flag() {
+        assert!(check_remaining_voters(3, false).is_ok());
+        assert!(matches!(
+            check_remaining_voters(2, false),
+            Err(CliError::Rejected(_))
+        ));
+        assert!(check_remaining_voters(2, true).is_ok());
+        assert!(check_remaining_voters(1, true).is_ok());
+        assert!(matches!(
+            check_remaining_voters(0, true),
+            Err(CliError::Rejected(_))
+        ));
+    }
 }

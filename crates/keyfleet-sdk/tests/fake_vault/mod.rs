@@ -465,6 +465,7 @@ impl Vault for FakeFollower {
     ) -> Result<Response<GetStateResponse>, Status> {
         Err(self.redirect("get_state", request.get_ref()))
     }
+
     async fn get_bundle(
         &self,
         _request: Request<GetBundleRequest>,

@@ -87,7 +87,7 @@ impl JoinIssuer {
             }
         };
 
-        let (token, expires_at_unix_secs) = self.tokens.create(node_id, ttl);
+        let (token, expires_at_unix_secs) = self.tokens.create(node_id, ttl, leader_term(replica));
         tracing::info!(
             node_id = replica.node_id,
             joining_node = node_id,
@@ -113,7 +113,7 @@ impl JoinIssuer {
             .ok_or_else(|| Status::invalid_argument("member is missing"))?;
         let node_id = member.id;
         self.tokens
-            .reserve(node_id, &request.join_token)
+            .reserve(node_id, &request.join_token, leader_term(replica))
             .map_err(|rejection| self.rejected(replica.node_id, rejection))?;
 
         let package = self
@@ -250,7 +250,7 @@ impl JoinIssuer {
         replica.linearize().await?;
         let issued = self
             .tokens
-            .take_issued(node_id, presented_token)
+            .take_issued(node_id, presented_token, leader_term(replica))
             .map_err(|rejection| self.rejected(replica.node_id, rejection))?;
 
         let proof = parse_proof(seal_proof, oprf_seed_proof)?;
@@ -307,6 +307,12 @@ impl JoinIssuer {
             "{rejection}. Create a new token on the leader with `keyfleet members join-token`"
         ))
     }
+}
+
+/// Returns this node's current Raft term. Called right after `linearize` confirmed that this
+/// node leads, it is the term of that leadership, unless the node lost it in between.
+fn leader_term(replica: &Replica) -> u64 {
+    replica.raft.metrics().borrow_watched().current_term
 }
 
 /// Rejects `node_id` when it is 0 or already a voter or learner.

@@ -4,8 +4,9 @@
 //! bound to the transport key and challenge of the package it returned. `CompleteJoin` removes
 //! the `Issued` entry before it checks the proof, so every token serves one join attempt.
 //!
-//! NOTE: the registry is not replicated. A token works only on the node that created it, while
-//! that node leads; after a leader change the operator creates a new token.
+//! NOTE: the registry is not replicated. A token works only on the node that created it, in the
+//! Raft term in which it created it. After a leader change the operator creates a new token,
+//! because a node that leads again does so in a later term, which rejects its old tokens.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -66,6 +67,8 @@ pub(crate) enum TokenRejection {
     Used(NodeId),
     #[error("node {0} has not called Join with this token, or its join was completed")]
     NotIssued(NodeId),
+    #[error("the join token for node {0} was created in an earlier leader term of this node")]
+    LeaderChanged(NodeId),
 }
 
 /// A join whose package was handed out, waiting for `CompleteJoin`.
@@ -86,6 +89,8 @@ enum Stage {
 struct Entry {
     digest: [u8; 32],
     expires_at: Instant,
+    /// Raft term in which this node, as leader, created the token.
+    term: u64,
     stage: Stage,
 }
 
@@ -102,13 +107,15 @@ impl fmt::Debug for JoinTokens {
 }
 
 impl JoinTokens {
-    /// Creates a token for `node_id` that expires after `ttl`, replacing any open token of that
-    /// node. Returns the token and its expiry in Unix seconds.
-    pub(crate) fn create(&self, node_id: NodeId, ttl: Duration) -> (JoinToken, u64) {
+    /// Creates a token for `node_id` that expires after `ttl` and works only in the leader term
+    /// `term`, replacing any open token of that node. Returns the token and its expiry in Unix
+    /// seconds.
+    pub(crate) fn create(&self, node_id: NodeId, ttl: Duration, term: u64) -> (JoinToken, u64) {
         let token = JoinToken::generate();
         let entry = Entry {
             digest: digest(token.expose()),
             expires_at: Instant::now() + ttl,
+            term,
             stage: Stage::Created,
         };
         self.lock().insert(node_id, entry);
@@ -120,10 +127,15 @@ impl JoinTokens {
     }
 
     /// Checks `presented` against node `node_id`'s created token and reserves it for one
-    /// `Join`. A mismatch leaves the token as it was.
-    pub(crate) fn reserve(&self, node_id: NodeId, presented: &str) -> Result<(), TokenRejection> {
+    /// `Join` in the leader term `term`. A mismatch leaves the token as it was.
+    pub(crate) fn reserve(
+        &self,
+        node_id: NodeId,
+        presented: &str,
+        term: u64,
+    ) -> Result<(), TokenRejection> {
         let mut entries = self.lock();
-        let entry = live_entry(&mut entries, node_id, presented)?;
+        let entry = live_entry(&mut entries, node_id, presented, term)?;
 
         match entry.stage {
             Stage::Created => {
@@ -150,15 +162,16 @@ impl JoinTokens {
         self.lock().remove(&node_id);
     }
 
-    /// Checks `presented` against node `node_id`'s issued token and removes it. A mismatch
-    /// leaves the token as it was.
+    /// Checks `presented` against node `node_id`'s issued token in the leader term `term` and
+    /// removes it. A mismatch leaves the token as it was.
     pub(crate) fn take_issued(
         &self,
         node_id: NodeId,
         presented: &str,
+        term: u64,
     ) -> Result<IssuedJoin, TokenRejection> {
         let mut entries = self.lock();
-        let entry = live_entry(&mut entries, node_id, presented)?;
+        let entry = live_entry(&mut entries, node_id, presented, term)?;
         if !matches!(entry.stage, Stage::Issued(_)) {
             return Err(TokenRejection::NotIssued(node_id));
         }
@@ -174,12 +187,13 @@ impl JoinTokens {
     }
 }
 
-/// Returns node `node_id`'s entry if it has not expired and `presented` matches it. An expired
-/// entry is removed.
+/// Returns node `node_id`'s entry if it has not expired, was created in the leader term `term`
+/// and `presented` matches it. An expired entry, or one from another term, is removed.
 fn live_entry<'a>(
     entries: &'a mut HashMap<NodeId, Entry>,
     node_id: NodeId,
     presented: &str,
+    term: u64,
 ) -> Result<&'a mut Entry, TokenRejection> {
     let Some(entry) = entries.get(&node_id) else {
         return Err(TokenRejection::Unknown(node_id));
@@ -187,6 +201,10 @@ fn live_entry<'a>(
     if entry.expires_at <= Instant::now() {
         entries.remove(&node_id);
         return Err(TokenRejection::Expired(node_id));
+    }
+    if entry.term != term {
+        entries.remove(&node_id);
+        return Err(TokenRejection::LeaderChanged(node_id));
     }
     if !bool::from(digest(presented).ct_eq(&entry.digest)) {
         return Err(TokenRejection::Mismatch(node_id));
@@ -206,6 +224,8 @@ fn digest(token: &str) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    const TERM: u64 = 3;
+
     fn issued() -> IssuedJoin {
         let mut point = [7u8; 65];
         point[0] = 0x04;
@@ -219,17 +239,17 @@ mod tests {
     #[test]
     fn token_serves_one_join() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
 
-        assert_eq!(tokens.reserve(4, token.expose()), Ok(()));
+        assert_eq!(tokens.reserve(4, token.expose(), TERM), Ok(()));
         assert_eq!(
-            tokens.reserve(4, token.expose()),
+            tokens.reserve(4, token.expose(), TERM),
             Err(TokenRejection::Used(4))
         );
         tokens.issue(4, issued());
-        assert!(tokens.take_issued(4, token.expose()).is_ok());
+        assert!(tokens.take_issued(4, token.expose(), TERM).is_ok());
         assert_eq!(
-            tokens.take_issued(4, token.expose()).unwrap_err(),
+            tokens.take_issued(4, token.expose(), TERM).unwrap_err(),
             TokenRejection::Unknown(4)
         );
     }
@@ -237,30 +257,30 @@ mod tests {
     #[test]
     fn wrong_token_changes_nothing() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
 
         assert_eq!(
-            tokens.reserve(4, "not-the-token"),
+            tokens.reserve(4, "not-the-token", TERM),
             Err(TokenRejection::Mismatch(4))
         );
         assert_eq!(
-            tokens.reserve(5, token.expose()),
+            tokens.reserve(5, token.expose(), TERM),
             Err(TokenRejection::Unknown(5))
         );
-        assert_eq!(tokens.reserve(4, token.expose()), Ok(()));
+        assert_eq!(tokens.reserve(4, token.expose(), TERM), Ok(()));
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, Duration::ZERO);
+        let (token, _) = tokens.create(4, Duration::ZERO, TERM);
 
         assert_eq!(
-            tokens.reserve(4, token.expose()),
+            tokens.reserve(4, token.expose(), TERM),
             Err(TokenRejection::Expired(4))
         );
         assert_eq!(
-            tokens.reserve(4, token.expose()),
+            tokens.reserve(4, token.expose(), TERM),
             Err(TokenRejection::Unknown(4))
         );
     }
@@ -268,16 +288,31 @@ mod tests {
     #[test]
     fn completion_needs_an_issued_package() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
 
         assert_eq!(
-            tokens.take_issued(4, token.expose()).unwrap_err(),
+            tokens.take_issued(4, token.expose(), TERM).unwrap_err(),
             TokenRejection::NotIssued(4)
         );
-        tokens.reserve(4, token.expose()).unwrap();
+        tokens.reserve(4, token.expose(), TERM).unwrap();
         tokens.discard(4);
         assert_eq!(
-            tokens.reserve(4, token.expose()),
+            tokens.reserve(4, token.expose(), TERM),
+            Err(TokenRejection::Unknown(4))
+        );
+    }
+
+    #[test]
+    fn token_dies_with_its_term() {
+        let tokens = JoinTokens::default();
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM + 1),
+            Err(TokenRejection::LeaderChanged(4))
+        );
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM),
             Err(TokenRejection::Unknown(4))
         );
     }
@@ -285,7 +320,7 @@ mod tests {
     #[test]
     fn debug_hides_the_token() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
 
         assert_eq!(format!("{token:?}"), "JoinToken([REDACTED])");
         assert_eq!(token.expose().len(), 2 * TOKEN_BYTES);
