@@ -357,6 +357,7 @@ async fn compose_chaos_checker_passes() {
     print_summaries(&summaries);
     nemesis
         .save_logs(folder.path())
+        .await
         .expect("save the containers' logs");
     folder
         .save(&history, &timeline, &verdict, &[])

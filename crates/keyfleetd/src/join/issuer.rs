@@ -116,6 +116,9 @@ impl JoinIssuer {
             .reserve(node_id, &request.join_token, leader_term(replica))
             .map_err(|rejection| self.rejected(replica.node_id, rejection))?;
 
+        // TODO: bind the token to the new node's transport key when it is created. Nothing
+        // here shows that `transport_public_key` lives in an HSM, so the holder of a token can
+        // send a software key and unwrap the fleet keys outside any HSM.
         let package = self
             .build_package(
                 replica,
