@@ -127,6 +127,11 @@ pub(crate) struct JoinTokenArgs {
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) node_id: u64,
 
+    /// The new node's transport public key, in hexadecimal, as `keyfleetd keys transport-key`
+    /// prints it on that node. The leader wraps the fleet keys only for this key.
+    #[arg(long, value_name = "HEX")]
+    pub(crate) transport_key: String,
+
     /// Lifetime of the token in seconds, at most 86400.
     #[arg(
         long,

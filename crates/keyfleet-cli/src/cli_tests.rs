@@ -254,6 +254,8 @@ fn members_join_token_defaults() {
         "admin-token",
         "--node-id",
         "4",
+        "--transport-key",
+        "04ab",
     ])
     .unwrap();
 
@@ -263,11 +265,19 @@ fn members_join_token_defaults() {
     assert_eq!(args.node_id, 4);
     assert_eq!(args.ttl_secs, 600);
     assert_eq!(args.out, None);
+    assert_eq!(args.transport_key, "04ab");
 }
 
 #[test]
 fn members_join_token_checks_ranges() {
-    let base = ["members", "join-token", "--admin-token-file", "admin-token"];
+    let base = [
+        "members",
+        "join-token",
+        "--admin-token-file",
+        "admin-token",
+        "--transport-key",
+        "04ab",
+    ];
 
     for extra in [
         &["--node-id", "0"][..],

@@ -313,16 +313,22 @@ impl FleetClient {
         Ok(reply)
     }
 
-    /// Creates a one-time join token for node `node_id` on the leader. A `ttl_secs` of zero
+    /// Creates a one-time join token on the leader for node `node_id`, valid only with the
+    /// transport key `transport_public_key` (a SEC1 point) of its HSM. A `ttl_secs` of zero
     /// takes the leader's default lifetime. Admin call.
     pub async fn create_join_token(
         &self,
         node_id: NodeId,
         ttl_secs: u64,
+        transport_public_key: &[u8],
     ) -> Result<CreateJoinTokenResponse, ClientError> {
         let (reply, _) = self
             .call(Operation::on_leader("create_join_token"), |mut client| {
-                let request = self.request(CreateJoinTokenRequest { node_id, ttl_secs });
+                let request = self.request(CreateJoinTokenRequest {
+                    node_id,
+                    ttl_secs,
+                    transport_public_key: transport_public_key.to_vec(),
+                });
                 async move { client.create_join_token(request).await }
             })
             .await?;

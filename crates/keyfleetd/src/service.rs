@@ -438,7 +438,12 @@ impl Node for NodeService {
         let request = request.into_inner();
         let created = self
             .join
-            .create_token(&self.replica, request.node_id, request.ttl_secs)
+            .create_token(
+                &self.replica,
+                request.node_id,
+                request.ttl_secs,
+                &request.transport_public_key,
+            )
             .await?;
         Ok(Response::new(created))
     }

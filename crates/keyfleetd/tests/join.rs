@@ -45,11 +45,25 @@ async fn members(cluster: &TestCluster, id: NodeId) -> (BTreeSet<NodeId>, BTreeS
     (voters, learners)
 }
 
-/// Creates a join token for `node_id` and writes it to a file in the node's directory.
+/// Provisions node `node_id`'s transport key with `keyfleetd keys transport-key` and returns
+/// its SEC1 point, as an operator reads it before approving the node.
+fn transport_key(cluster: &TestCluster, node_id: NodeId) -> Vec<u8> {
+    let output = cluster.run_keys(node_id, &["transport-key"]);
+    assert!(output.status.success(), "keys transport-key failed");
+    decode_hex(
+        String::from_utf8(output.stdout)
+            .expect("hex is UTF-8")
+            .trim(),
+    )
+}
+
+/// Creates a join token for `node_id` and its transport key, and writes the token to a file in
+/// the node's directory.
 async fn token_file(cluster: &TestCluster, node_id: NodeId) -> (String, std::path::PathBuf) {
+    let transport_key = transport_key(cluster, node_id);
     let created = cluster
         .client()
-        .create_join_token(node_id, 300)
+        .create_join_token(node_id, 300, &transport_key)
         .await
         .unwrap_or_else(|error| panic!("create a join token: {error}\n{}", cluster.log_report()));
     let path = cluster.node_dir(node_id).join("join-token");
@@ -207,19 +221,26 @@ async fn join_tokens_need_admin_and_new_ids() {
     start_voters(&mut cluster, &[1, 2, 3]).await;
     let client = cluster.client();
 
-    let member = client.create_join_token(2, 300).await.unwrap_err();
+    let key = vec![4; 65];
+    let member = client.create_join_token(2, 300, &key).await.unwrap_err();
     assert_eq!(member.code(), Some(Code::AlreadyExists), "{member}");
 
-    let too_long = client.create_join_token(9, 90_000).await.unwrap_err();
+    let too_long = client.create_join_token(9, 90_000, &key).await.unwrap_err();
     assert_eq!(too_long.code(), Some(Code::InvalidArgument), "{too_long}");
 
     let no_admin = FleetClient::new([cluster.api_endpoint(1)], common::test_policy())
         .expect("build a client without the admin token");
-    let error = no_admin.create_join_token(9, 300).await.unwrap_err();
+    let error = no_admin.create_join_token(9, 300, &key).await.unwrap_err();
     assert_eq!(error.code(), Some(Code::Unauthenticated), "{error}");
 
+    let bad_key = client
+        .create_join_token(9, 300, &[4; 10])
+        .await
+        .unwrap_err();
+    assert_eq!(bad_key.code(), Some(Code::InvalidArgument), "{bad_key}");
+
     client
-        .create_join_token(9, 300)
+        .create_join_token(9, 300, &key)
         .await
         .expect("create a token for node 9");
     let wrong = no_admin

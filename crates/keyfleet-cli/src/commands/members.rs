@@ -123,9 +123,16 @@ pub(super) async fn join_token(args: &JoinTokenArgs) -> Result<(), CliError> {
     if let Some(out) = &args.out {
         check_output(out, false)?;
     }
+    let transport_key = hex::decode(args.transport_key.trim()).map_err(|_| {
+        CliError::Usage(
+            "--transport-key is not hexadecimal; pass the output of `keyfleetd keys \
+             transport-key` on the new node"
+                .to_owned(),
+        )
+    })?;
     let client = admin_client(&args.admin)?;
     let created = client
-        .create_join_token(args.node_id, args.ttl_secs)
+        .create_join_token(args.node_id, args.ttl_secs, &transport_key)
         .await?;
     let token = zeroize::Zeroizing::new(created.join_token);
 

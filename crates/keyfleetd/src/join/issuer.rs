@@ -66,15 +66,23 @@ impl JoinIssuer {
         }
     }
 
-    /// Creates a join token for `node_id` on the leader.
+    /// Creates a join token on the leader for `node_id` and the transport key `transport_key`
+    /// (a SEC1 point) of its HSM.
     pub(crate) async fn create_token(
         &self,
         replica: &Replica,
         node_id: NodeId,
         ttl_secs: u64,
+        transport_key: &[u8],
     ) -> Result<CreateJoinTokenResponse, Status> {
         replica.linearize().await?;
         check_new_node(replica, node_id)?;
+        let transport_key = parse_transport_key(transport_key).map_err(|reason| {
+            Status::invalid_argument(format!(
+                "transport_public_key is invalid: {reason}; pass the key that `keyfleetd keys \
+                 transport-key` prints on the new node"
+            ))
+        })?;
         let ttl = match ttl_secs {
             0 => DEFAULT_TOKEN_TTL,
             secs if secs <= MAX_TOKEN_TTL.as_secs() => Duration::from_secs(secs),
@@ -87,7 +95,9 @@ impl JoinIssuer {
             }
         };
 
-        let (token, expires_at_unix_secs) = self.tokens.create(node_id, ttl, leader_term(replica));
+        let (token, expires_at_unix_secs) =
+            self.tokens
+                .create(node_id, ttl, leader_term(replica), transport_key);
         tracing::info!(
             node_id = replica.node_id,
             joining_node = node_id,
@@ -112,13 +122,21 @@ impl JoinIssuer {
             .member
             .ok_or_else(|| Status::invalid_argument("member is missing"))?;
         let node_id = member.id;
+        let transport_key =
+            parse_transport_key(&request.transport_public_key).map_err(|reason| {
+                Status::invalid_argument(format!("transport_public_key is invalid: {reason}"))
+            })?;
         self.tokens
-            .reserve(node_id, &request.join_token, leader_term(replica))
+            .reserve(
+                node_id,
+                &request.join_token,
+                leader_term(replica),
+                &transport_key,
+            )
             .map_err(|rejection| self.rejected(replica.node_id, rejection))?;
 
-        // TODO: bind the token to the new node's transport key when it is created. Nothing
-        // here shows that `transport_public_key` lives in an HSM, so the holder of a token can
-        // send a software key and unwrap the fleet keys outside any HSM.
+        // NOTE: the token binds the transport key the operator approved, but nothing here
+        // attests that the key lives in an HSM; the operator vouches for that.
         let package = self
             .build_package(
                 replica,

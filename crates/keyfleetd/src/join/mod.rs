@@ -1,8 +1,9 @@
 //! The online join: a new node gets the fleet keys from the leader's HSM into its own, and
 //! becomes a voter, after an operator approved it with a one-time join token.
 //!
-//! 1. The operator creates a token for the new node's id on the leader
-//!    (`keyfleet members join-token`).
+//! 1. The new node provisions its transport key (`keyfleetd keys transport-key`), and the
+//!    operator creates a token on the leader for the node's id and that key (`keyfleet members
+//!    join-token`). The leader wraps the fleet keys for no other key.
 //! 2. The new node (`keyfleetd join`) provisions its transport key, generates its TLS key, and
 //!    sends both public keys with the token in `Join`. The leader spends the token, wraps the
 //!    fleet keys for the transport key (`keyfleetd keys export` does the same), issues the
@@ -43,7 +44,7 @@ starts use `keyfleetd --config PATH`.
                      leader.
   --token-file FILE  File whose first line is the join token from `keyfleet members
                      join-token`. The token works once, on the leader that created it, until
-                     it expires.
+                     it expires, and only for the transport key it was created for.
 
 The node unwraps the fleet keys into its HSM token and checks their key check values before it
 starts. The leader adds it as a learner only after it proves that its token holds the fleet

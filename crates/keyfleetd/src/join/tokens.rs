@@ -69,6 +69,8 @@ pub(crate) enum TokenRejection {
     NotIssued(NodeId),
     #[error("the join token for node {0} was created in an earlier leader term of this node")]
     LeaderChanged(NodeId),
+    #[error("the join token for node {0} was created for another transport key")]
+    TransportKeyMismatch(NodeId),
 }
 
 /// A join whose package was handed out, waiting for `CompleteJoin`.
@@ -91,6 +93,8 @@ struct Entry {
     expires_at: Instant,
     /// Raft term in which this node, as leader, created the token.
     term: u64,
+    /// The transport key the operator approved: `Join` wraps the fleet keys for it only.
+    transport_key: TransportPublicKey,
     stage: Stage,
 }
 
@@ -107,15 +111,22 @@ impl fmt::Debug for JoinTokens {
 }
 
 impl JoinTokens {
-    /// Creates a token for `node_id` that expires after `ttl` and works only in the leader term
-    /// `term`, replacing any open token of that node. Returns the token and its expiry in Unix
-    /// seconds.
-    pub(crate) fn create(&self, node_id: NodeId, ttl: Duration, term: u64) -> (JoinToken, u64) {
+    /// Creates a token for `node_id` and its `transport_key` that expires after `ttl` and works
+    /// only in the leader term `term`, replacing any open token of that node. Returns the token
+    /// and its expiry in Unix seconds.
+    pub(crate) fn create(
+        &self,
+        node_id: NodeId,
+        ttl: Duration,
+        term: u64,
+        transport_key: TransportPublicKey,
+    ) -> (JoinToken, u64) {
         let token = JoinToken::generate();
         let entry = Entry {
             digest: digest(token.expose()),
             expires_at: Instant::now() + ttl,
             term,
+            transport_key,
             stage: Stage::Created,
         };
         self.lock().insert(node_id, entry);
@@ -126,16 +137,21 @@ impl JoinTokens {
         (token, expires_at_unix)
     }
 
-    /// Checks `presented` against node `node_id`'s created token and reserves it for one
-    /// `Join` in the leader term `term`. A mismatch leaves the token as it was.
+    /// Checks `presented` and `transport_key` against node `node_id`'s created token and
+    /// reserves it for one `Join` in the leader term `term`. A mismatch leaves the token as it
+    /// was.
     pub(crate) fn reserve(
         &self,
         node_id: NodeId,
         presented: &str,
         term: u64,
+        transport_key: &TransportPublicKey,
     ) -> Result<(), TokenRejection> {
         let mut entries = self.lock();
         let entry = live_entry(&mut entries, node_id, presented, term)?;
+        if entry.transport_key != *transport_key {
+            return Err(TokenRejection::TransportKeyMismatch(node_id));
+        }
 
         match entry.stage {
             Stage::Created => {
@@ -226,24 +242,49 @@ mod tests {
 
     const TERM: u64 = 3;
 
-    fn issued() -> IssuedJoin {
+    fn transport_key() -> TransportPublicKey {
         let mut point = [7u8; 65];
         point[0] = 0x04;
+        TransportPublicKey::from_sec1(&point).unwrap()
+    }
+
+    fn issued() -> IssuedJoin {
         IssuedJoin {
             addresses: NodeAddresses::new("127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()),
-            transport_key: TransportPublicKey::from_sec1(&point).unwrap(),
+            transport_key: transport_key(),
             challenge: [1; 32],
         }
     }
 
     #[test]
+    fn other_transport_key_is_rejected() {
+        let tokens = JoinTokens::default();
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
+        let mut point = [9u8; 65];
+        point[0] = 0x04;
+        let other = TransportPublicKey::from_sec1(&point).unwrap();
+
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM, &other),
+            Err(TokenRejection::TransportKeyMismatch(4))
+        );
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn token_serves_one_join() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
 
-        assert_eq!(tokens.reserve(4, token.expose(), TERM), Ok(()));
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM),
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Used(4))
         );
         tokens.issue(4, issued());
@@ -257,30 +298,33 @@ mod tests {
     #[test]
     fn wrong_token_changes_nothing() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
 
         assert_eq!(
-            tokens.reserve(4, "not-the-token", TERM),
+            tokens.reserve(4, "not-the-token", TERM, &transport_key()),
             Err(TokenRejection::Mismatch(4))
         );
         assert_eq!(
-            tokens.reserve(5, token.expose(), TERM),
+            tokens.reserve(5, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Unknown(5))
         );
-        assert_eq!(tokens.reserve(4, token.expose(), TERM), Ok(()));
+        assert_eq!(
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
+            Ok(())
+        );
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, Duration::ZERO, TERM);
+        let (token, _) = tokens.create(4, Duration::ZERO, TERM, transport_key());
 
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM),
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Expired(4))
         );
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM),
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Unknown(4))
         );
     }
@@ -288,16 +332,18 @@ mod tests {
     #[test]
     fn completion_needs_an_issued_package() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
 
         assert_eq!(
             tokens.take_issued(4, token.expose(), TERM).unwrap_err(),
             TokenRejection::NotIssued(4)
         );
-        tokens.reserve(4, token.expose(), TERM).unwrap();
+        tokens
+            .reserve(4, token.expose(), TERM, &transport_key())
+            .unwrap();
         tokens.discard(4);
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM),
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Unknown(4))
         );
     }
@@ -305,14 +351,14 @@ mod tests {
     #[test]
     fn token_dies_with_its_term() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
 
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM + 1),
+            tokens.reserve(4, token.expose(), TERM + 1, &transport_key()),
             Err(TokenRejection::LeaderChanged(4))
         );
         assert_eq!(
-            tokens.reserve(4, token.expose(), TERM),
+            tokens.reserve(4, token.expose(), TERM, &transport_key()),
             Err(TokenRejection::Unknown(4))
         );
     }
@@ -320,7 +366,7 @@ mod tests {
     #[test]
     fn debug_hides_the_token() {
         let tokens = JoinTokens::default();
-        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM);
+        let (token, _) = tokens.create(4, DEFAULT_TOKEN_TTL, TERM, transport_key());
 
         assert_eq!(format!("{token:?}"), "JoinToken([REDACTED])");
         assert_eq!(token.expose().len(), 2 * TOKEN_BYTES);
