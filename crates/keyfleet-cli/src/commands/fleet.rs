@@ -257,8 +257,9 @@ pub(super) fn parse_trust_anchors(
     operator_key: &str,
     namespace: &str,
 ) -> Result<TrustAnchors, CliError> {
-    keyfleet_bundle::validate_namespace(namespace)
-        .map_err(|reason| CliError::Usage(format!("--namespace: {reason}")))?;
+    keyfleet_bundle::validate_namespace(namespace).map_err(|reason| {
+        CliError::Usage(format!("namespace {namespace:?} is invalid: {reason}"))
+    })?;
     let witness = NoteVerifier::parse(witness_key)
         .map_err(|error| CliError::Usage(format!("--witness-key: {error}")))?;
     let operator = hex::decode(operator_key.trim())

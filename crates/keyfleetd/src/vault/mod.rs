@@ -198,6 +198,9 @@ impl Vault for VaultService {
         &self,
         _request: Request<GetBundleRequest>,
     ) -> Result<Response<GetBundleResponse>, Status> {
+        // A lagging follower would serve an older epoch, which a client that has seen a newer
+        // one rejects, so the bundle is read at the leader's commit index.
+        self.replica.linearize().await?;
         let Some(bundle) = self.replica.local_bundle().await? else {
             return Err(Status::not_found(format!(
                 "node {} has no validation bundle: the operator has not published a fleet key \
