@@ -42,7 +42,7 @@ pub struct ComposeNode {
 /// A drop rule installed in a container's network namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct DropRule {
-    /// The node whose namespace holds the rule: the receiver of the dropped packets.
+    /// The node whose network namespace contains the rule, which receives the dropped packets.
     receiver: NodeId,
     /// The container's process id when the rule was added. A restarted container has a new
     /// namespace without the rule.

@@ -482,7 +482,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     /// Collects the batch, applies it in one transaction and then sends every response, so a
-    /// client sees an outcome only after the state machine holds it. Every entry is committed,
+    /// client sees an outcome only after the state machine contains it. Every entry is committed,
     /// so durable in the Raft logs of a majority, before it reaches this call.
     async fn apply<Strm>(&mut self, mut stream: Strm) -> Result<(), io::Error>
     where

@@ -110,9 +110,9 @@ impl BundlePublisher {
             .to_canonical_bytes()
             .map_err(|error| Status::internal(format!("cannot encode the artifact: {error}")))?;
 
-        // NOTE: if this node stops after the witness logged the epoch but before the Raft
-        // write, the next call builds a new artifact for the same epoch, which the witness
-        // rejects as not the next epoch; nothing yet adopts the logged entry.
+        // NOTE: a node that stops after the witness logged the epoch but before the Raft write
+        // builds a new artifact for that epoch on the next call. The witness rejects it as not
+        // the next epoch, and nothing yet adopts the entry it logged.
         let bundle = self
             .witness_and_countersign(&request, epoch, &canonical)
             .await?;

@@ -376,7 +376,7 @@ impl Node for NodeService {
     ) -> Result<Response<StatusResponse>, Status> {
         let health = self.health.borrow().clone();
         let mut status = crate::status::status_of(&self.replica.raft, &health).await;
-        // A node whose HSM or state machine cannot answer still reports the rest.
+        // A node whose HSM or state machine fails to respond still reports the other fields.
         if let Ok(key) = self.publisher.signing_public_key().await {
             status.signing_public_key = key.to_vec();
         }

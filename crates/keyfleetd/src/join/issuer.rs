@@ -184,7 +184,7 @@ impl JoinIssuer {
         })?;
 
         // NOTE: the certificate is issued before the node proves its fleet keys, because the
-        // node needs it to start and be reached as a learner. Whoever holds the token thus
+        // node needs it to start and be reached as a learner. A token holder thus
         // gets a certificate for this node id even when the proof later fails.
         let certificate_pem = self.issue_certificate(node_id, &addresses, tls_key).await?;
         let keys = wrap_fleet_keys(
