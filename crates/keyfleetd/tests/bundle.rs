@@ -98,7 +98,7 @@ async fn publish(
         .unwrap_or_else(|error| panic!("publish failed: {error}\n{}", cluster.log_report()))
 }
 
-/// Returns node `id`'s bundle, waiting until it has applied `epoch`.
+/// Returns the bundle that node `id`, the leader, serves, waiting until it serves `epoch`.
 async fn bundle_on(cluster: &TestCluster, id: NodeId, epoch: u64) -> ValidationBundle {
     let deadline = std::time::Instant::now() + common::WAIT;
     loop {
@@ -112,6 +112,18 @@ async fn bundle_on(cluster: &TestCluster, id: NodeId, epoch: u64) -> ValidationB
         assert!(
             std::time::Instant::now() < deadline,
             "node {id} did not serve epoch {epoch}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until node `id` has applied the bundle of `epoch`, as its status reports.
+async fn wait_for_bundle_epoch(cluster: &TestCluster, id: NodeId, epoch: u64) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while cluster.expect_status(id).await.bundle_epoch != epoch {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {id} did not apply epoch {epoch}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -155,10 +167,21 @@ async fn fleet_publishes_and_client_follows_rotation() {
 
     let first = publish(&cluster, &witness, &keys).await;
     assert_eq!(first.epoch, 1);
+    assert_eq!(bundle_on(&cluster, leader, 1).await.to_json(), first.bundle);
     for id in [1, 2, 3] {
-        let bundle = bundle_on(&cluster, id, 1).await;
-        assert_eq!(bundle.to_json(), first.bundle, "node {id}");
+        wait_for_bundle_epoch(&cluster, id, 1).await;
     }
+
+    // A follower could lag behind the newest epoch, so it sends bundle reads to the leader.
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let refused = GrpcVaultClient::new(cluster.api_channel(follower))
+        .get_bundle(GetBundleRequest {})
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains(&format!("node {leader}")),
+        "a follower names the leader: {refused}"
+    );
 
     client
         .register(&token, "alice", PASSWORD, &BACKUP_KEY, 3)
@@ -190,15 +213,15 @@ async fn fleet_publishes_and_client_follows_rotation() {
     assert_eq!(recovered.as_slice(), &BACKUP_KEY);
     assert_eq!(client.verified_bundle().unwrap().epoch(), 2);
 
-    // A restarted follower serves the bundle from its own state machine.
-    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    // A restarted follower keeps the bundle in its own state machine and serves it as leader.
+    cluster.terminate(follower).await;
     cluster.restart(follower).await;
+    wait_for_bundle_epoch(&cluster, follower, 2).await;
+    cluster.client().transfer_leader(follower).await.unwrap();
     let bundle = bundle_on(&cluster, follower, 2).await;
     assert_eq!(bundle.to_json(), second.bundle);
-    assert_eq!(cluster.expect_status(follower).await.bundle_epoch, 2);
 
     // Another leader's HSM does not hold the fleet signing key, so it cannot publish.
-    cluster.client().transfer_leader(follower).await.unwrap();
     let error = cluster
         .client()
         .publish_bundle(&witness.address.to_string(), FLEET_KEYS_NAMESPACE, &keys)
