@@ -29,7 +29,7 @@ pub use vault_options::VaultOptions;
 
 /// Upper bound of every wait on cluster state, generous for a loaded 2-core machine that runs
 /// several clusters at once.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(90);
 
 /// Retry policy of test clients. The RPC timeout is above the nodes' `write_timeout_ms`
 /// (2000 ms in [`RaftTiming::default`]), so a leader without quorum returns its error before
