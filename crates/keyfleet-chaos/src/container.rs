@@ -28,6 +28,10 @@ type NodeId = u64;
 /// Timeout of each Status call of [`ContainerNemesis::leader`].
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Tries of `docker pause` before a pause counts as failed, and the wait between them.
+const PAUSE_ATTEMPTS: u32 = 5;
+const PAUSE_RETRY_DELAY: Duration = Duration::from_millis(200);
+
 /// One node of a compose fleet: its compose service and the API endpoint published on this
 /// host.
 #[derive(Debug, Clone)]
@@ -303,7 +307,22 @@ impl Nemesis for ContainerNemesis {
     }
 
     async fn pause(&mut self, node: NodeId) -> Result<(), NemesisError> {
-        self.docker_on(node, "pause", "pause").await?;
+        // The cgroup freezer gives up when a task stays in uninterruptible sleep, as one in
+        // fsync can, and runc then thaws the container again: the container runs on, so
+        // another try is safe.
+        let mut attempt = 1;
+        loop {
+            match self.docker_on(node, "pause", "pause").await {
+                Ok(()) => break,
+                Err(error) if attempt < PAUSE_ATTEMPTS => {
+                    tracing::warn!(node, attempt, %error, "docker pause failed; trying again");
+                    attempt += 1;
+                    tokio::time::sleep(PAUSE_RETRY_DELAY).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
         self.paused.insert(node);
         Ok(())
     }
