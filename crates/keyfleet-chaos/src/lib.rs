@@ -9,6 +9,7 @@
 
 mod checker;
 mod container;
+mod fault_segments;
 mod history;
 mod nemesis;
 mod proxy;
@@ -18,6 +19,7 @@ mod workload;
 
 pub use checker::{Property, Verdict, Violation, check};
 pub use container::{ComposeNode, ContainerNemesis};
+pub use fault_segments::{FaultSegments, KindSummary, count_outcomes, summary_table};
 pub use history::{Event, History, Op, OpValue, Outcome, Phase};
 pub use nemesis::{Fault, FaultTimeline, Nemesis, NemesisError, TimelineEntry, run_fault};
 pub use proxy::{ProxyError, RaftProxy};

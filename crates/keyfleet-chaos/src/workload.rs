@@ -103,6 +103,16 @@ impl Workload {
         }
     }
 
+    /// Returns the history that the clients write.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Returns the configuration of the run.
+    pub fn config(&self) -> &WorkloadConfig {
+        &self.config
+    }
+
     /// Returns the flag that stops the clients after their current step.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()

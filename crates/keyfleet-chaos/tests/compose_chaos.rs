@@ -16,10 +16,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyfleet_chaos::{
-    ComposeNode, ContainerNemesis, Event, Fault, FaultTimeline, History, Outcome, Phase, RunFolder,
-    Verdict, Workload, WorkloadConfig, check, run_fault, seed_from_env, time_to_serve,
+    ComposeNode, ContainerNemesis, Fault, FaultSegments, FaultTimeline, History, RunFolder,
+    Verdict, Workload, WorkloadConfig, check, count_outcomes, seed_from_env, summary_table,
+    time_to_serve,
 };
-use serde::Serialize;
 
 /// Time each fault is held before it is healed.
 const FAULT_HOLD: Duration = Duration::from_secs(4);
@@ -136,146 +136,6 @@ fn needs_cuts(fault: Fault) -> bool {
     )
 }
 
-/// What one fault kind's segment of the run saw.
-#[derive(Debug, Serialize)]
-struct KindSummary {
-    fault: Fault,
-    injections: u32,
-    /// Operations invoked while the kind was injected and healed, and their outcomes.
-    ops: usize,
-    ok: usize,
-    fail: usize,
-    unknown: usize,
-    /// The slowest time to serve again after one of this kind's heals.
-    max_serve_again_ms: Option<u64>,
-    start_ns: u64,
-    end_ns: u64,
-}
-
-/// The fault-injecting side of one run.
-struct Chaos<'a> {
-    nemesis: &'a mut ContainerNemesis,
-    workload: &'a Workload,
-    history: &'a History,
-    timeline: &'a FaultTimeline,
-    config: &'a WorkloadConfig,
-    rng: fastrand::Rng,
-    injections: u32,
-}
-
-impl Chaos<'_> {
-    /// Injects and heals `fault` until `min_ops` operations were invoked under it.
-    async fn run_kind(&mut self, fault: Fault, min_ops: usize) -> Result<KindSummary, String> {
-        let start_ns = self.history.now_ns();
-        let start_ops = self.history.op_count();
-        let mut injections = 0;
-        let mut max_serve_again: Option<Duration> = None;
-
-        while self.history.op_count() - start_ops < min_ops || injections == 0 {
-            if self.workload.stopped() {
-                return Err("the workload stopped before the run ended".to_owned());
-            }
-            self.inject(fault).await?;
-            injections += 1;
-
-            let probe = format!("{}probe-{}", self.config.user_prefix, self.injections);
-            let Some(serve_again) = time_to_serve(self.config, &probe, RECOVERY_WAIT).await else {
-                return Err(format!(
-                    "the fleet did not serve within {RECOVERY_WAIT:?} of healing {fault:?}"
-                ));
-            };
-            self.timeline.record(
-                Some(fault),
-                format!("served again {} ms after the heal", serve_again.as_millis()),
-            );
-            max_serve_again = max_serve_again.max(Some(serve_again));
-        }
-
-        Ok(KindSummary {
-            fault,
-            injections,
-            ops: self.history.op_count() - start_ops,
-            ok: 0,
-            fail: 0,
-            unknown: 0,
-            max_serve_again_ms: max_serve_again.map(millis),
-            start_ns,
-            end_ns: self.history.now_ns(),
-        })
-    }
-
-    async fn inject(&mut self, fault: Fault) -> Result<(), String> {
-        self.injections += 1;
-        let result = match fault {
-            Fault::KillLeaderMidRecovery => {
-                self.workload
-                    .kill_leader_mid_recovery(&mut *self.nemesis, self.timeline, self.injections)
-                    .await
-            }
-            other => {
-                run_fault(
-                    &mut *self.nemesis,
-                    other,
-                    FAULT_HOLD,
-                    &mut self.rng,
-                    self.timeline,
-                )
-                .await
-            }
-        };
-        result.map_err(|error| error.to_string())
-    }
-}
-
-/// Fills in each summary's outcome counts from the operations invoked in its segment.
-fn count_outcomes(summaries: &mut [KindSummary], events: &[Event]) {
-    let completions: std::collections::BTreeMap<u64, &Outcome> = events
-        .iter()
-        .filter(|event| event.phase == Phase::Complete)
-        .filter_map(|event| event.outcome.as_ref().map(|outcome| (event.op_id, outcome)))
-        .collect();
-
-    for event in events.iter().filter(|event| event.phase == Phase::Invoke) {
-        let Some(summary) = summaries
-            .iter_mut()
-            .find(|summary| (summary.start_ns..summary.end_ns).contains(&event.time_ns))
-        else {
-            continue;
-        };
-        match completions.get(&event.op_id) {
-            Some(Outcome::Ok(_)) => summary.ok += 1,
-            Some(Outcome::Fail { .. }) => summary.fail += 1,
-            _ => summary.unknown += 1,
-        }
-    }
-}
-
-fn print_summaries(summaries: &[KindSummary]) {
-    eprintln!(
-        "{:<24} {:>10} {:>7} {:>7} {:>7} {:>7} {:>18}",
-        "fault", "injections", "ops", "ok", "failed", "unknown", "max serve again ms"
-    );
-    for summary in summaries {
-        let serve = summary
-            .max_serve_again_ms
-            .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
-        eprintln!(
-            "{:<24} {:>10} {:>7} {:>7} {:>7} {:>7} {:>18}",
-            format!("{:?}", summary.fault),
-            summary.injections,
-            summary.ops,
-            summary.ok,
-            summary.fail,
-            summary.unknown,
-            serve
-        );
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs a running compose fleet: run deploy/compose-chaos"]
 async fn compose_chaos_checker_passes() {
@@ -311,21 +171,19 @@ async fn compose_chaos_checker_passes() {
     let clients = workload.clone();
     let running = tokio::spawn(async move { clients.run().await });
 
-    let mut rng = fastrand::Rng::with_seed(seed);
-    rng.shuffle(&mut faults);
-    let mut chaos = Chaos {
-        nemesis: &mut nemesis,
-        workload: &workload,
-        history: &history,
-        timeline: &timeline,
-        config: &config,
-        rng,
-        injections: 0,
-    };
+    fastrand::Rng::with_seed(seed).shuffle(&mut faults);
+    let mut segments = FaultSegments::new(
+        &mut nemesis,
+        &workload,
+        &timeline,
+        seed,
+        FAULT_HOLD,
+        RECOVERY_WAIT,
+    );
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
     for fault in faults {
-        match chaos.run_kind(fault, settings.ops_per_fault).await {
+        match segments.run_kind(fault, settings.ops_per_fault).await {
             Ok(summary) => summaries.push(summary),
             Err(failure) => {
                 failures.push(failure);
@@ -354,7 +212,7 @@ async fn compose_chaos_checker_passes() {
     };
 
     count_outcomes(&mut summaries, &history.events());
-    print_summaries(&summaries);
+    eprint!("{}", summary_table(&summaries));
     nemesis
         .save_logs(folder.path())
         .await

@@ -4,8 +4,8 @@
 //! recorded history together with the committed state read after the last heal.
 //!
 //! `KEYFLEET_CHAOS_SEED` replays a seed (the fault order, the fault targets and each client's
-//! choices; timing still differs), and `KEYFLEET_CHAOS_OPS` sets the minimum number of
-//! operations. A failed run keeps its folder under `target/tmp/chaos-runs/`.
+//! choices; timing still differs), and `KEYFLEET_CHAOS_OPS_PER_FAULT` sets the number of
+//! operations each fault kind must see. A failed run keeps its folder under `target/tmp/chaos-runs/`.
 
 mod common;
 
@@ -17,21 +17,20 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyfleet_chaos::{
-    Fault, FaultTimeline, History, Nemesis, NemesisError, RaftProxy, RunFolder, Verdict, Workload,
-    WorkloadConfig, WorkloadReport, check, run_fault, seed_from_env, time_to_serve,
+    Fault, FaultSegments, FaultTimeline, History, KindSummary, Nemesis, NemesisError, RaftProxy,
+    RunFolder, Verdict, Workload, WorkloadConfig, WorkloadReport, check, count_outcomes,
+    seed_from_env, summary_table, time_to_serve,
 };
 use keyfleet_raft::{NodeAddresses, NodeId};
 
 use common::{FLEET_ID, RaftTiming, TENANT, TestCluster, VaultOptions};
 
-/// Minimum number of operations of the bounded run, unless `KEYFLEET_CHAOS_OPS` sets another.
-const DEFAULT_OPS: usize = 3000;
+/// Operations each fault kind must see in the bounded run, unless
+/// `KEYFLEET_CHAOS_OPS_PER_FAULT` sets another.
+const DEFAULT_OPS_PER_FAULT: usize = 300;
 
 /// Time each fault is held before it is healed.
 const FAULT_HOLD: Duration = Duration::from_secs(4);
-
-/// Pause between a heal and the next fault, so the fleet serves between faults.
-const BETWEEN_FAULTS: Duration = Duration::from_secs(2);
 
 /// Upper bound of the wait for the fleet to serve after the last heal, and of the final reads.
 const RECOVERY_WAIT: Duration = Duration::from_secs(60);
@@ -226,13 +225,15 @@ struct RunResult {
     seed: u64,
     verdict: Verdict,
     report: WorkloadReport,
+    summaries: Vec<KindSummary>,
     folder: RunFolder,
     serve_again: Option<Duration>,
 }
 
-/// Runs the workload while injecting each of `faults` in a seeded order, then heals, waits
-/// for the fleet to serve, reads every user's final state and checks the history.
-async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
+/// Runs the workload while each of `faults`, in a seeded order, gets a segment of at least
+/// `ops_per_fault` operations, then heals, waits for the fleet to serve, reads every user's
+/// final state and checks the history.
+async fn run_chaos(name: &str, faults: &[Fault], ops_per_fault: usize) -> RunResult {
     let seed = seed_from_env();
     eprintln!("chaos run {name}: seed {seed} (replay with KEYFLEET_CHAOS_SEED={seed})");
     let folder = RunFolder::create(&runs_dir(), name, seed).expect("create the run folder");
@@ -244,8 +245,7 @@ async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
     let workload = Workload::new(config.clone(), history.clone());
 
     let mut order = faults.to_vec();
-    let mut rng = fastrand::Rng::with_seed(seed);
-    rng.shuffle(&mut order);
+    fastrand::Rng::with_seed(seed).shuffle(&mut order);
 
     let clients = workload.clone();
     let running = tokio::spawn(async move { clients.run().await });
@@ -257,19 +257,33 @@ async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
         paused: BTreeSet::new(),
         killed: BTreeSet::new(),
     };
-    let mut round = 0;
-    loop {
-        for fault in &order {
-            inject(&mut nemesis, &workload, *fault, &mut rng, &timeline, round).await;
-            tokio::time::sleep(BETWEEN_FAULTS).await;
-        }
-        round += 1;
-        if history.op_count() >= min_ops {
-            break;
+    let mut segments = FaultSegments::new(
+        &mut nemesis,
+        &workload,
+        &timeline,
+        seed,
+        FAULT_HOLD,
+        RECOVERY_WAIT,
+    );
+    let mut summaries = Vec::new();
+    let mut failure = None;
+    for fault in order {
+        match segments.run_kind(fault, ops_per_fault).await {
+            Ok(summary) => summaries.push(summary),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
         }
     }
+    if let Some(failure) = failure {
+        panic!(
+            "seed {seed}: {failure}\nreplay: KEYFLEET_CHAOS_SEED={seed}\n{}",
+            cluster.log_report()
+        );
+    }
 
-    let probe = format!("{}probe", config.user_prefix);
+    let probe = format!("{}probe-final", config.user_prefix);
     let serve_again = time_to_serve(&config, &probe, RECOVERY_WAIT).await;
     timeline.record(
         None,
@@ -286,40 +300,23 @@ async fn run_chaos(name: &str, faults: &[Fault], min_ops: usize) -> RunResult {
         },
     };
 
+    count_outcomes(&mut summaries, &history.events());
+    eprint!("{}", summary_table(&summaries));
     let logs: Vec<(u64, PathBuf)> = ids.iter().map(|id| (*id, cluster.log_path(*id))).collect();
     folder
         .save(&history, &timeline, &verdict, &logs)
         .expect("save the run folder");
+    let summary_json = serde_json::to_string_pretty(&summaries).expect("summaries serialize");
+    std::fs::write(folder.path().join("summary.json"), summary_json).expect("save the summary");
     proxy.shutdown();
 
     RunResult {
         seed,
         verdict,
         report: WorkloadReport::from_history(&history),
+        summaries,
         folder,
         serve_again,
-    }
-}
-
-async fn inject(
-    nemesis: &mut ProcessNemesis<'_>,
-    workload: &Workload,
-    fault: Fault,
-    rng: &mut fastrand::Rng,
-    timeline: &FaultTimeline,
-    round: u32,
-) {
-    let result = match fault {
-        Fault::KillLeaderMidRecovery => {
-            workload
-                .kill_leader_mid_recovery(nemesis, timeline, round)
-                .await
-        }
-        other => run_fault(nemesis, other, FAULT_HOLD, rng, timeline).await,
-    };
-
-    if let Err(error) = result {
-        panic!("{error}\n{}", nemesis.cluster.log_report());
     }
 }
 
@@ -327,19 +324,19 @@ fn runs_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-runs")
 }
 
-fn ops_from_env() -> usize {
-    match std::env::var("KEYFLEET_CHAOS_OPS") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|error| panic!("KEYFLEET_CHAOS_OPS={text:?} is not a count: {error}")),
-        Err(_) => DEFAULT_OPS,
+fn ops_per_fault_from_env() -> usize {
+    match std::env::var("KEYFLEET_CHAOS_OPS_PER_FAULT") {
+        Ok(text) => text.trim().parse().unwrap_or_else(|error| {
+            panic!("KEYFLEET_CHAOS_OPS_PER_FAULT={text:?} is not a count: {error}")
+        }),
+        Err(_) => DEFAULT_OPS_PER_FAULT,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_all_faults_checker_passes() {
-    let result = run_chaos("all-faults", &Fault::ALL, ops_from_env()).await;
+    let ops_per_fault = ops_per_fault_from_env();
+    let result = run_chaos("all-faults", &Fault::ALL, ops_per_fault).await;
     let report = result.report;
     eprintln!(
         "seed {}: {} ok, {} failed, {} unknown operations; served again after the last heal \
@@ -353,6 +350,15 @@ async fn chaos_all_faults_checker_passes() {
         result.seed,
         result.folder.path().display()
     );
+    for summary in &result.summaries {
+        assert!(
+            summary.ops >= ops_per_fault,
+            "seed {}: {:?} saw {} operations, fewer than {ops_per_fault}",
+            result.seed,
+            summary.fault,
+            summary.ops
+        );
+    }
     match &result.verdict {
         Verdict::Valid { .. } => {}
         other => panic!(
@@ -381,7 +387,7 @@ async fn chaos_broken_build_is_caught() {
         Fault::PauseFollower,
         Fault::MajorityMinoritySplit,
     ];
-    let result = run_chaos("broken-build", &faults, 600).await;
+    let result = run_chaos("broken-build", &faults, 200).await;
 
     let budget_violations = result
         .verdict
