@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use keyfleet_api::vault::GetBundleRequest;
+use keyfleet_api::vault::{GetBundleRequest, GetBundleResponse};
 use keyfleet_bundle::{BundleVerifier, TrustAnchors, ValidationBundle, VerifiedBundle};
 use keyfleet_client::Operation;
 
@@ -73,12 +73,24 @@ impl VaultClient {
                     .to_owned(),
             });
         };
+        // NOT_FOUND means the fleet has published no bundle: a reply of epoch 0 stands for
+        // it, so the retry loop does not treat it as a failed call.
         let reply = self
             .send(
                 &Operation::on_leader("get_bundle"),
-                |mut client| async move { client.get_bundle(GetBundleRequest {}).await },
+                |mut client| async move {
+                    match client.get_bundle(GetBundleRequest {}).await {
+                        Err(status) if status.code() == tonic::Code::NotFound => {
+                            Ok(tonic::Response::new(GetBundleResponse::default()))
+                        }
+                        other => other,
+                    }
+                },
             )
             .await?;
+        if reply.epoch == 0 {
+            return Err(SdkError::BundleMissing);
+        }
         let bundle = ValidationBundle::from_json(&reply.bundle).map_err(SdkError::Bundle)?;
         if bundle.epoch != reply.epoch {
             return Err(SdkError::Protocol {
@@ -89,6 +101,16 @@ impl VaultClient {
             });
         }
         check.accept(&bundle)
+    }
+
+    /// Fetches and verifies the fleet's current bundle before a session starts. A client whose
+    /// pins do not match the fleet then fails before its KE1 goes out, so it spends no guess.
+    /// Does nothing when the client pins no anchors.
+    pub(crate) async fn verify_fleet_first(&self) -> Result<(), SdkError> {
+        if self.bundle_check.is_none() {
+            return Ok(());
+        }
+        self.refresh_bundle().await.map(drop)
     }
 
     /// Makes sure the client has verified the bundle of `epoch`, the epoch a session response

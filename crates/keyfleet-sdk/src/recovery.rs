@@ -39,6 +39,7 @@ impl VaultClient {
         let caller = Caller::new(token, user)?;
         check_password(password)?;
         let password = Zeroizing::new(password.to_vec());
+        self.verify_fleet_first().await?;
 
         let start = ClientLogin::<Suite>::start(&mut OsRng, &password)
             .map_err(|error| protocol_error("start the login", &error))?;

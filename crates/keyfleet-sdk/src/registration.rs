@@ -40,6 +40,7 @@ impl VaultClient {
         check_password(password)?;
         check_secret_len(secret)?;
         let password = Zeroizing::new(password.to_vec());
+        self.verify_fleet_first().await?;
 
         let start = ClientRegistration::<Suite>::start(&mut OsRng, &password)
             .map_err(|error| protocol_error("start the registration", &error))?;

@@ -16,6 +16,7 @@ use keyfleet_api::node::{
 };
 use keyfleet_raft::{NodeAddresses, NodeId, Request, TypeConfig, UserId};
 use keyfleet_raft_net::{OPERATOR_NAME, certificate_names};
+use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
 use tonic::{Code, Response, Status};
@@ -187,6 +188,7 @@ impl NodeService {
         id: NodeId,
         addresses: NodeAddresses,
     ) -> Result<u64, Status> {
+        self.check_addresses_unused(id, &addresses)?;
         tracing::info!(node_id = self.replica.node_id, learner = id, %addresses, "adding a learner");
 
         let written = tokio::time::timeout(
@@ -211,12 +213,54 @@ impl NodeService {
         Ok(written.log_id.index)
     }
 
+    /// Rejects addresses that another member uses. Two ids behind one Raft address would let
+    /// one process count twice toward a quorum when peers are not authenticated by TLS.
+    fn check_addresses_unused(&self, id: NodeId, addresses: &NodeAddresses) -> Result<(), Status> {
+        let metrics = self.replica.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        for (member, existing) in membership.nodes() {
+            if *member == id {
+                continue;
+            }
+            let shared = if existing.raft == addresses.raft {
+                Some(("raft", &addresses.raft))
+            } else if existing.api == addresses.api {
+                Some(("api", &addresses.api))
+            } else {
+                None
+            };
+            if let Some((kind, address)) = shared {
+                return Err(Status::already_exists(format!(
+                    "node {member} already uses the {kind} address {address}; give node {id} \
+                     addresses of its own"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the voters after checking that every new voter has caught up, and returns the log
     /// index of the final membership entry.
     async fn set_voters(&self, voters: BTreeSet<NodeId>, retain: bool) -> Result<u64, Status> {
-        self.check_promotions(&voters)?;
+        self.change_voters(
+            voters.clone(),
+            ChangeMembers::ReplaceAllVoters(voters),
+            retain,
+        )
+        .await
+    }
 
-        let change = self.replica.raft.change_membership(voters.clone(), retain);
+    /// Applies `change` after checking that each of `promoted` has caught up, and returns the
+    /// log index of the final membership entry.
+    async fn change_voters(
+        &self,
+        promoted: BTreeSet<NodeId>,
+        change: ChangeMembers<NodeId, NodeAddresses>,
+        retain: bool,
+    ) -> Result<u64, Status> {
+        self.check_promotions(&promoted)?;
+
+        let change = self.replica.raft.change_membership(change, retain);
         let written = tokio::time::timeout(self.replica.write_timeout, change)
             .await
             .map_err(|_| {
@@ -227,6 +271,11 @@ impl NodeService {
                 )
             })?
             .map_err(|error| self.replica.write_failed("the membership change", error))?;
+        let voters: BTreeSet<NodeId> = written
+            .membership()
+            .as_ref()
+            .map(|membership| membership.voter_ids().collect())
+            .unwrap_or_default();
         tracing::info!(
             node_id = self.replica.node_id,
             ?voters,
@@ -244,7 +293,13 @@ impl NodeService {
         addresses: NodeAddresses,
     ) -> Result<(u64, BTreeSet<NodeId>), Status> {
         self.add_learner_and_wait(id, addresses).await?;
-        let mut voters: BTreeSet<NodeId> = self
+
+        // Adding one voter id, not replacing the whole set, keeps a voter that a concurrent
+        // join added between this join's read of the membership and its change.
+        let promoted = BTreeSet::from([id]);
+        let change = ChangeMembers::AddVoterIds(promoted.clone());
+        let log_index = self.change_voters(promoted, change, true).await?;
+        let voters = self
             .replica
             .raft
             .metrics()
@@ -253,8 +308,6 @@ impl NodeService {
             .membership()
             .voter_ids()
             .collect();
-        voters.insert(id);
-        let log_index = self.set_voters(voters.clone(), true).await?;
         Ok((log_index, voters))
     }
 }
@@ -554,7 +607,7 @@ fn decode_request(bytes: &[u8]) -> Result<Request, Status> {
 /// way forward.
 fn spent_token_status(node_id: NodeId, status: Status) -> Status {
     let code = match status.code() {
-        Code::Unavailable | Code::Cancelled => Code::Aborted,
+        Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => Code::Aborted,
         code => code,
     };
     tracing::warn!(

@@ -18,7 +18,7 @@ use keyfleet_bundle::{
 };
 use keyfleet_client::{NodeSigningKey, PublishBundleResponse};
 use keyfleet_raft::NodeId;
-use keyfleet_sdk::{BundleError, SdkError, VaultClient};
+use keyfleet_sdk::{BundleError, RecordStatus, SdkError, VaultClient};
 use keyfleet_witness::{OperatorKeyBinding, OperatorKeys, WitnessClient, open_data_dir, serve};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -187,6 +187,25 @@ async fn fleet_publishes_and_client_follows_rotation() {
         .register(&token, "alice", PASSWORD, &BACKUP_KEY, 3)
         .await
         .expect("register with a verified bundle");
+
+    // A client that pins another operator key fails the bundle check before its KE1 goes
+    // out, so the failed check spends none of the user's guesses.
+    let rogue_operator = SigningKey::from_bytes(&[0x44; 32]).verifying_key();
+    let mispinned = sdk_client(&cluster, anchors(&witness, &rogue_operator));
+    for _ in 0..4 {
+        let error = mispinned
+            .recover(&token, "alice", PASSWORD)
+            .await
+            .unwrap_err();
+        assert_check(error, "counter-signature");
+    }
+    assert_eq!(
+        client.state(&token, "alice").await.unwrap(),
+        RecordStatus::Registered {
+            max_guesses: 3,
+            guesses_left: 3
+        }
+    );
     let verified = client.verified_bundle().expect("a verified bundle");
     assert_eq!(verified.epoch(), 1);
     let fleet_key = verified

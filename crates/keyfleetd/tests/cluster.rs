@@ -706,6 +706,57 @@ async fn unreachable_learner_is_not_promoted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_with_member_address_rejected() {
+    let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
+    let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
+        .await
+        .expect("connect to the leader's node API");
+    let node_2 = cluster.addresses(2);
+    let cases = [
+        (
+            "raft",
+            node_2.raft.clone(),
+            common::free_port::free_local_address().to_string(),
+        ),
+        (
+            "api",
+            common::free_port::free_local_address().to_string(),
+            node_2.api.clone(),
+        ),
+    ];
+
+    for (kind, raft_addr, api_addr) in cases {
+        let rejected = raw
+            .add_learner(
+                cluster.admin_request(keyfleet_api::node::AddLearnerRequest {
+                    member: Some(keyfleet_api::node::Member {
+                        id: 9,
+                        raft_addr,
+                        api_addr,
+                    }),
+                }),
+            )
+            .await
+            .expect_err("a learner at a member's address");
+        assert_eq!(
+            rejected.code(),
+            tonic::Code::AlreadyExists,
+            "{kind}: {rejected:?}"
+        );
+        assert!(
+            rejected
+                .message()
+                .contains(&format!("node 2 already uses the {kind} address")),
+            "{kind}: {rejected:?}"
+        );
+    }
+
+    let status = cluster.expect_status(leader).await;
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+    assert!(status.learners.is_empty(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_rejects_trailing_bytes() {
     let (cluster, leader) = TestCluster::launch(3, 3, RaftTiming::default()).await;
     let mut raw = NodeClient::connect(cluster.api_endpoint(leader))
