@@ -24,6 +24,16 @@ impl NodeSignals {
     }
 }
 
+impl NodeSignals {
+    /// Waits for SIGTERM or SIGINT and returns the signal's name.
+    pub async fn stop_requested(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
 /// Serves `node` until SIGTERM, SIGINT or a fatal Raft error, then shuts it down. Returns an
 /// error when Raft stopped on its own.
 pub async fn serve(mut signals: NodeSignals, mut node: RunningNode) -> anyhow::Result<()> {

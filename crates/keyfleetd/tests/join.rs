@@ -215,6 +215,44 @@ async fn node_without_fleet_keys_cannot_join() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_stops_on_sigterm_and_used_data_dir() {
+    let mut cluster = TestCluster::prepare(3, RaftTiming::default());
+    let token = cluster.data_dir(1).with_file_name("join-token");
+    std::fs::write(&token, "not-a-real-token").unwrap();
+
+    // Nodes 2 and 3 never start, so the join retries until a signal stops it.
+    cluster.spawn_join(1, &[2, 3], &token);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let pid = cluster.pid(1).expect("the joining node runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = cluster.wait_for_exit(1).await;
+    assert_eq!(status.code(), Some(1), "{}", cluster.log_text(1));
+    assert!(
+        cluster
+            .log_text(1)
+            .contains("SIGTERM received before the join finished"),
+        "{}",
+        cluster.log_text(1)
+    );
+
+    // A data directory with Raft stores belongs to a member, old or current.
+    std::fs::create_dir_all(cluster.data_dir(1)).unwrap();
+    std::fs::write(cluster.data_dir(1).join("raft-log.redb"), b"").unwrap();
+    cluster.spawn_join(1, &[2, 3], &token);
+    let status = cluster.wait_for_exit(1).await;
+    assert_eq!(status.code(), Some(1), "{}", cluster.log_text(1));
+    assert!(
+        cluster.log_text(1).contains("already holds raft-log.redb"),
+        "{}",
+        cluster.log_text(1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens_need_admin_and_new_ids() {
     let mut cluster = TestCluster::prepare(3, RaftTiming::default());
     cluster.share_fleet_keys();

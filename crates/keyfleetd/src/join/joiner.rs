@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use keyfleet_api::node::{CompleteJoinRequest, JoinRequest, JoinResponse, Member};
 use keyfleet_client::{ClientTls, FleetClient, RetryPolicy};
 use keyfleet_hsm::Hsm;
+use keyfleet_raft::{LOG_FILE_NAME, STATE_MACHINE_FILE_NAME};
 use keyfleet_raft_net::TlsFiles;
 use rcgen::KeyPair;
 use zeroize::Zeroizing;
@@ -27,14 +28,31 @@ pub(super) async fn join_and_serve(
     token: Zeroizing<String>,
 ) -> anyhow::Result<()> {
     let node_id = config.node_id;
-    let signals = NodeSignals::install()?;
+    check_new_data_dir(&config)?;
+    let mut signals = NodeSignals::install()?;
     let client = fleet_client(&config, fleet)?;
     tracing::info!(node_id, "joining the fleet");
 
-    let completion = prepare(&config, &client, &token).await?;
+    let completion = tokio::select! {
+        prepared = prepare(&config, &client, &token) => prepared?,
+        signal = signals.stop_requested() => {
+            tracing::warn!(node_id, signal, "stopped before the join finished");
+            bail!(
+                "{signal} received before the join finished; if the token was sent, it is \
+                 spent: create a new one and run `keyfleetd join` again"
+            );
+        }
+    };
     let node = RunningNode::start(config).await?;
 
-    match client.complete_join(&completion).await {
+    let completed = tokio::select! {
+        completed = client.complete_join(&completion) => completed.map_err(anyhow::Error::from),
+        signal = signals.stop_requested() => Err(anyhow::anyhow!(
+            "{signal} received before the leader confirmed the join; check `keyfleet members \
+             list` for node {node_id}"
+        )),
+    };
+    match completed {
         Ok(done) => tracing::info!(
             node_id,
             log_index = done.log_index,
@@ -42,12 +60,29 @@ pub(super) async fn join_and_serve(
             "joined the fleet as a voter"
         ),
         Err(error) => {
-            tracing::error!(node_id, %error, "completing the join failed; stopping");
+            tracing::error!(node_id, error = %format!("{error:#}"), "completing the join failed; stopping");
             node.shutdown().await?;
             return Err(error).context("completing the join failed");
         }
     }
     serve(signals, node).await
+}
+
+/// Rejects a data directory that already holds Raft stores: a joining node starts empty, and
+/// stores of an earlier member would bring that member's log and vote along.
+fn check_new_data_dir(config: &NodeConfig) -> anyhow::Result<()> {
+    for name in [LOG_FILE_NAME, STATE_MACHINE_FILE_NAME] {
+        let path = config.data_dir.join(name);
+        if path.exists() {
+            bail!(
+                "the data directory {} already holds {name}; a joining node needs an empty data \
+                 directory: point data_dir at a new one, or start this node with `keyfleetd \
+                 --config` if it is a member already",
+                config.data_dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Builds the client of the fleet's node API. With TLS it trusts `tls.ca_cert` and presents
