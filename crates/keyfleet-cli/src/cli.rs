@@ -293,10 +293,14 @@ pub(crate) struct VaultArgs {
     /// File with the tenant token. Without it, the token comes from KEYFLEET_TOKEN.
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+}
 
+/// Trust anchors of the commands that send password-derived messages: register and recover.
+#[derive(Debug, Args)]
+pub(crate) struct BundlePinArgs {
     /// Pins the witness's note verifier key. With --operator-key, the command verifies the
-    /// fleet's validation bundle and checks the vault's OPAQUE server key against it before it
-    /// sends anything that depends on the password's key material.
+    /// fleet's validation bundle before the session starts, so a mismatch spends no guess, and
+    /// checks the vault's OPAQUE server key against it before the upload or the KE3 goes out.
     #[arg(
         long,
         env = "KEYFLEET_WITNESS_KEY",
@@ -334,6 +338,9 @@ pub(crate) struct RegisterArgs {
     pub(crate) vault: VaultArgs,
 
     #[command(flatten)]
+    pub(crate) pins: BundlePinArgs,
+
+    #[command(flatten)]
     pub(crate) password: PasswordArgs,
 
     /// File whose bytes are the secret to store, 1 to 512 bytes.
@@ -366,6 +373,9 @@ pub(crate) struct RegisterArgs {
 pub(crate) struct RecoverArgs {
     #[command(flatten)]
     pub(crate) vault: VaultArgs,
+
+    #[command(flatten)]
+    pub(crate) pins: BundlePinArgs,
 
     #[command(flatten)]
     pub(crate) password: PasswordArgs,

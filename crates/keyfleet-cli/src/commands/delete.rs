@@ -7,7 +7,7 @@ use crate::output::print_result;
 
 /// Runs `keyfleet delete`.
 pub(super) async fn run(args: &VaultArgs) -> Result<(), CliError> {
-    let session = VaultSession::open(args)?;
+    let session = VaultSession::open(args, None)?;
     let deleted = session.client.delete(&session.token, &session.user).await?;
 
     let text = if deleted {

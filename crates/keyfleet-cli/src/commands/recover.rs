@@ -11,7 +11,7 @@ use crate::private_file::{check_output, write_private};
 
 /// Runs `keyfleet recover`.
 pub(super) async fn run(args: &RecoverArgs) -> Result<(), CliError> {
-    let session = VaultSession::open(&args.vault)?;
+    let session = VaultSession::open(&args.vault, Some(&args.pins))?;
 
     // Checked before the call as well as at the write, so that an output file that cannot be
     // written does not cost a guess.

@@ -19,7 +19,7 @@ const GENERATED_SECRET_LEN: usize = 32;
 /// Runs `keyfleet register`.
 pub(super) async fn run(args: &RegisterArgs) -> Result<(), CliError> {
     check_generated_secret_output(args)?;
-    let session = VaultSession::open(&args.vault)?;
+    let session = VaultSession::open(&args.vault, Some(&args.pins))?;
     let secret = read_or_generate_secret(args)?;
     let password = read_password(&args.password, true)?;
 

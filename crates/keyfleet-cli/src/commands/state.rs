@@ -8,7 +8,7 @@ use crate::output::print_result;
 
 /// Runs `keyfleet state`.
 pub(super) async fn run(args: &VaultArgs) -> Result<(), CliError> {
-    let session = VaultSession::open(args)?;
+    let session = VaultSession::open(args, None)?;
     let status = session.client.state(&session.token, &session.user).await?;
 
     print_result(

@@ -4,7 +4,7 @@ use keyfleet_client::RetryPolicy;
 use keyfleet_sdk::VaultClient;
 use zeroize::Zeroizing;
 
-use crate::cli::VaultArgs;
+use crate::cli::{BundlePinArgs, VaultArgs};
 use crate::cli_error::CliError;
 use crate::private_file::read_secret_text;
 
@@ -22,8 +22,9 @@ pub(super) struct VaultSession {
 }
 
 impl VaultSession {
-    /// Builds the client and reads the token, before any password prompt.
-    pub(super) fn open(args: &VaultArgs) -> Result<Self, CliError> {
+    /// Builds the client and reads the token, before any password prompt. With `pins`, the
+    /// client verifies the fleet's validation bundle in its sessions.
+    pub(super) fn open(args: &VaultArgs, pins: Option<&BundlePinArgs>) -> Result<Self, CliError> {
         let token = read_token(args)?;
         let policy = RetryPolicy {
             deadline: Duration::from_secs(args.connection.deadline_secs),
@@ -34,11 +35,13 @@ impl VaultSession {
             Some(tls) => VaultClient::with_tls(endpoints, policy, tls)?,
             None => VaultClient::new(endpoints, policy)?,
         };
-        if let (Some(witness_key), Some(operator_key)) = (&args.witness_key, &args.operator_key) {
+        if let Some(pins) = pins
+            && let (Some(witness_key), Some(operator_key)) = (&pins.witness_key, &pins.operator_key)
+        {
             let anchors = super::fleet::parse_trust_anchors(
                 witness_key,
                 operator_key,
-                &args.bundle_namespace,
+                &pins.bundle_namespace,
             )?;
             client = client.with_trust_anchors(anchors);
         }
