@@ -19,7 +19,7 @@ use openraft::async_runtime::WatchReceiver;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use tokio::sync::{Mutex, OnceCell};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::replica::Replica;
 use crate::vault::FleetCore;
@@ -105,14 +105,29 @@ impl BundlePublisher {
             }
             None => 1,
         };
-        let artifact = self.build_artifact(&request, epoch, &own_key).await?;
+        // A publication that stopped after the witness logged this epoch, but before the Raft
+        // write, left an entry that only the same artifact can complete. The artifact is
+        // rebuilt with the logged creation time, and it is adopted only if it is byte for byte
+        // the logged one, that is, made of the fleet's current keys.
+        let logged = self.logged_artifact(&request, epoch).await?;
+        let created_at = logged
+            .as_ref()
+            .map_or_else(unix_now, |logged| logged.created_at);
+        let artifact = self
+            .build_artifact(&request, epoch, &own_key, created_at)
+            .await?;
         let canonical = artifact
             .to_canonical_bytes()
             .map_err(|error| Status::internal(format!("cannot encode the artifact: {error}")))?;
+        if let Some(logged) = logged {
+            check_adoptable(epoch, &logged.canonical, &canonical)?;
+            tracing::info!(
+                node_id,
+                epoch,
+                "completing the epoch that the witness logged without a counter-signature"
+            );
+        }
 
-        // NOTE: a node that stops after the witness logged the epoch but before the Raft write
-        // builds a new artifact for that epoch on the next call. The witness rejects it as not
-        // the next epoch, and nothing yet adopts the entry it logged.
         let bundle = self
             .witness_and_countersign(&request, epoch, &canonical)
             .await?;
@@ -145,6 +160,34 @@ impl BundlePublisher {
         Ok(Some(CurrentBundle { artifact }))
     }
 
+    /// Returns the artifact that the witness has logged for `epoch`, if it has one.
+    async fn logged_artifact(
+        &self,
+        request: &PublishBundleRequest,
+        epoch: u64,
+    ) -> Result<Option<LoggedArtifact>, Status> {
+        let mut witness = WitnessClient::connect_lazy(&request.witness, &request.namespace)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let entry = match witness.entry(epoch, 0).await {
+            Ok(entry) => entry,
+            Err(WitnessCallError::Status { status, .. }) if status.code() == Code::NotFound => {
+                return Ok(None);
+            }
+            Err(error) => return Err(witness_status(error)),
+        };
+
+        let canonical = entry.bundle.artifact.into_bytes();
+        let artifact = FleetKeyArtifact::from_canonical_bytes(&canonical).map_err(|error| {
+            Status::unavailable(format!(
+                "the witness holds an invalid artifact for epoch {epoch}: {error}"
+            ))
+        })?;
+        Ok(Some(LoggedArtifact {
+            created_at: artifact.created_at,
+            canonical,
+        }))
+    }
+
     /// Builds the artifact of `epoch` from the OPAQUE setup, this node's key as the fleet
     /// signing key, and the voters' keys.
     async fn build_artifact(
@@ -152,6 +195,7 @@ impl BundlePublisher {
         request: &PublishBundleRequest,
         epoch: u64,
         own_key: &Ed25519PublicKey,
+        created_at: u64,
     ) -> Result<FleetKeyArtifact, Status> {
         let vault = self.core.vault().await?;
         let voters: Vec<NodeId> = self
@@ -196,7 +240,7 @@ impl BundlePublisher {
             namespace: request.namespace.clone(),
             fleet_id: fleet.fleet_id,
             epoch,
-            created_at: unix_now(),
+            created_at,
             quorum: QuorumRule {
                 voters: voter_count,
                 majority: voter_count / 2 + 1,
@@ -283,6 +327,27 @@ impl BundlePublisher {
             ))),
         }
     }
+}
+
+/// An artifact that the witness has logged, in its canonical bytes.
+struct LoggedArtifact {
+    created_at: u64,
+    canonical: Vec<u8>,
+}
+
+/// Requires that the artifact the witness logged for `epoch` is the one this node builds.
+fn check_adoptable(epoch: u64, logged: &[u8], built: &[u8]) -> Result<(), Status> {
+    if logged == built {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "the witness logged another artifact for epoch {epoch} (digest {}) than the fleet's \
+         current keys make (digest {}): the voters or their keys changed since, or another \
+         publisher wrote it. Compare the two with `keyfleet audit`; a witness log entry cannot \
+         be replaced, so the namespace needs the witness operator's help to move on",
+        hex_string(&artifact_digest(logged)),
+        hex_string(&artifact_digest(built)),
+    )))
 }
 
 /// The applied bundle's artifact.

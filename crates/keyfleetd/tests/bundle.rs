@@ -13,7 +13,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use keyfleet_api::vault::GetBundleRequest;
 use keyfleet_api::vault::vault_client::VaultClient as GrpcVaultClient;
 use keyfleet_bundle::{
-    FLEET_KEYS_NAMESPACE, KeyRole, NoteVerifier, TrustAnchors, ValidationBundle,
+    FLEET_KEYS_NAMESPACE, FleetKeyArtifact, KeyRole, NoteVerifier, TrustAnchors, ValidationBundle,
     countersignature_message,
 };
 use keyfleet_client::{NodeSigningKey, PublishBundleResponse};
@@ -34,19 +34,29 @@ struct RunningWitness {
 }
 
 async fn start_witness(data_dir: &Path, operator: &VerifyingKey) -> RunningWitness {
-    let binding: OperatorKeyBinding = format!(
-        "{FLEET_KEYS_NAMESPACE}={}",
-        hex::encode(operator.as_bytes())
-    )
-    .parse()
-    .unwrap();
+    start_witness_pinning(data_dir, &[*operator]).await
+}
+
+/// Starts a witness that accepts submissions signed by any of `operators`.
+async fn start_witness_pinning(data_dir: &Path, operators: &[VerifyingKey]) -> RunningWitness {
+    let bindings: Vec<OperatorKeyBinding> = operators
+        .iter()
+        .map(|operator| {
+            format!(
+                "{FLEET_KEYS_NAMESPACE}={}",
+                hex::encode(operator.as_bytes())
+            )
+            .parse()
+            .unwrap()
+        })
+        .collect();
     let log = open_data_dir(data_dir, "witness.test").unwrap();
     let verifier_key = log.key().verifier().to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(log, OperatorKeys::new([binding]), listener, async {
+        serve(log, OperatorKeys::new(bindings), listener, async {
             let _ = stopped.await;
         })
         .await
@@ -252,6 +262,72 @@ async fn fleet_publishes_and_client_follows_rotation() {
             .contains("not the fleet signing key of epoch 2"),
         "{error}"
     );
+}
+
+/// Logs `artifact` with the witness under `submitter`'s signature, without a counter-signature,
+/// as a publication that stopped halfway leaves it.
+async fn log_halfway(witness: &RunningWitness, submitter: &SigningKey, artifact: &[u8]) {
+    let digest = keyfleet_bundle::artifact_digest(artifact);
+    let epoch = FleetKeyArtifact::from_canonical_bytes(artifact)
+        .unwrap()
+        .epoch;
+    let submission = keyfleet_bundle::submission_message(FLEET_KEYS_NAMESPACE, epoch, &digest);
+    WitnessClient::connect_lazy(&witness.address.to_string(), FLEET_KEYS_NAMESPACE)
+        .unwrap()
+        .witness_artifact(artifact, &submitter.sign(&submission).to_bytes())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_completes_halfway_epoch() {
+    let (cluster, leader) =
+        TestCluster::launch_vault(3, RaftTiming::default(), VaultOptions::default()).await;
+    let keys = node_keys(&cluster, &[1, 2, 3]).await;
+    let operator = verifying_key(&keys, leader);
+    let submitter = SigningKey::from_bytes(&[0x55; 32]);
+    let witness_dir = tempfile::tempdir().unwrap();
+    let witness =
+        start_witness_pinning(witness_dir.path(), &[operator, submitter.verifying_key()]).await;
+    let first = publish(&cluster, &witness, &keys).await;
+    let first = ValidationBundle::from_json(&first.bundle).unwrap();
+
+    // Epoch 2 logged with the fleet's current keys but never counter-signed: the next
+    // publication adopts it.
+    let mut artifact = FleetKeyArtifact::from_canonical_bytes(first.artifact.as_bytes()).unwrap();
+    artifact.epoch = 2;
+    artifact.created_at += 1;
+    let halfway = artifact.to_canonical_bytes().unwrap();
+    log_halfway(&witness, &submitter, &halfway).await;
+    let second = publish(&cluster, &witness, &keys).await;
+    assert_eq!(second.epoch, 2);
+    let second = ValidationBundle::from_json(&second.bundle).unwrap();
+    assert_eq!(second.artifact.as_bytes(), halfway.as_slice());
+    assert!(!second.countersignature.is_empty());
+
+    // Epoch 3 logged with a key the fleet does not have: the publication names both digests
+    // and stores nothing.
+    artifact.epoch = 3;
+    artifact.keys[0].public_key = "cd".repeat(32);
+    let foreign = artifact
+        .clone()
+        .normalize()
+        .unwrap()
+        .to_canonical_bytes()
+        .unwrap();
+    log_halfway(&witness, &submitter, &foreign).await;
+    let error = cluster
+        .client()
+        .publish_bundle(&witness.address.to_string(), FLEET_KEYS_NAMESPACE, &keys)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("logged another artifact for epoch 3"),
+        "{error}"
+    );
+    assert_eq!(cluster.expect_status(leader).await.bundle_epoch, 2);
 }
 
 /// Returns `bundle` changed by `edit`, as JSON.
