@@ -20,7 +20,11 @@ pub enum WitnessCallError {
         reason: String,
     },
     /// The call failed.
-    #[error("witness call {call} failed: {status}")]
+    #[error(
+        "witness call {call} failed with {code:?}: {message}",
+        code = status.code(),
+        message = status.message()
+    )]
     Status {
         /// Name of the RPC.
         call: &'static str,

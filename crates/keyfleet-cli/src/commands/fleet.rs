@@ -8,6 +8,7 @@ use keyfleet_bundle::{
     BundleVerifier, FleetKeyArtifact, KeyChange, KeyDelta, NoteVerifier, TrustAnchors,
     ValidationBundle, artifact_digest, countersignature_message, submission_message,
 };
+use keyfleet_witness::WitnessCallError;
 use keyfleet_witness::WitnessClient;
 use keyfleet_witness::audit::{AuditError, AuditOptions, AuditReport, audit as run_audit};
 use serde_json::json;
@@ -41,7 +42,7 @@ pub(super) async fn audit(args: &AuditArgs) -> Result<(), CliError> {
 
     let report = match run_audit(&mut client, &anchors, &options).await {
         Ok(report) => report,
-        Err(AuditError::Witness(error)) => return Err(error.into()),
+        Err(AuditError::Witness(error)) => return Err(audit_witness_error(error)),
         Err(error @ AuditError::CheckFailed { .. }) => {
             return Err(CliError::CheckFailed(format!("audit failed: {error}")));
         }
@@ -53,6 +54,28 @@ pub(super) async fn audit(args: &AuditArgs) -> Result<(), CliError> {
         return print_line(&value.to_string());
     }
     print_line(&audit_text(&report, args.key))
+}
+
+/// Maps a failed witness call of the audit. A log that is gone fails the audit, because a
+/// witness never removes entries, and a server without the witness service is unavailable.
+fn audit_witness_error(error: WitnessCallError) -> CliError {
+    if let WitnessCallError::Status { status, .. } = &error {
+        match status.code() {
+            tonic::Code::NotFound => {
+                return CliError::CheckFailed(format!(
+                    "audit failed: the witness has no log to check ({error}); a witness never \
+                     removes entries, so a log that once held bundles must still be there"
+                ));
+            }
+            tonic::Code::Unimplemented => {
+                return CliError::NotReady(format!(
+                    "{error}: the server at the --witness address is not a keyfleet witness"
+                ));
+            }
+            _ => {}
+        }
+    }
+    error.into()
 }
 
 fn audit_text(report: &AuditReport, whole_keys: bool) -> String {
