@@ -343,6 +343,8 @@ fn check_new_node(replica: &Replica, node_id: NodeId) -> Result<(), Status> {
             "node id 0 is reserved; ids start at 1",
         ));
     }
+    // NOTE: only the current membership is checked, because no store keeps the ids of removed
+    // members, so a token for a removed node's id is accepted.
     let metrics = replica.raft.metrics().borrow_watched().clone();
     let membership = metrics.membership_config.membership();
     let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
