@@ -10,6 +10,7 @@ use openraft::storage::ApplyResponder;
 use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
 use redb::Database;
+use redb::Durability;
 use redb::ReadTransaction;
 use redb::ReadableDatabase;
 use redb::TableDefinition;
@@ -322,17 +323,19 @@ struct AppliedBatch {
     responses: Vec<Response>,
     last_erasure: Option<u64>,
     last_restore: Option<u64>,
+    /// Whether the batch was committed durably.
+    synced: bool,
 }
 
-/// Applies `entries` in one transaction, committed durably when `durable` is set, and returns
-/// one response per entry.
+/// Applies `entries` in one transaction, committed durably when `durable` is set or an entry
+/// erased blobs, and returns one response per entry.
 fn apply_batch(
     db: &Database,
     entries: Vec<Entry>,
     dedup_capacity: u64,
     durable: bool,
 ) -> Result<AppliedBatch, StoreError> {
-    let txn = if durable {
+    let mut txn = if durable {
         begin_durable_write(db)?
     } else {
         begin_buffered_write(db)?
@@ -374,11 +377,19 @@ fn apply_batch(
         record_erasure(&txn, index)?;
     }
 
+    // An erase is committed durably whatever `durable` says. A node that lost a buffered erase
+    // would restart with the record's blobs in its state machine, and without a quorum it
+    // could not apply the erase again, so the blobs would stay on its disk.
+    let synced = durable || last_erasure.is_some();
+    if synced {
+        txn.set_durability(Durability::Immediate)?;
+    }
     txn.commit()?;
     Ok(AppliedBatch {
         responses,
         last_erasure,
         last_restore,
+        synced,
     })
 }
 
@@ -509,7 +520,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             run_blocking(move || apply_batch(&shared(&db), entries, dedup_capacity, durable))
                 .await
                 .map_err(report("apply log entries"))?;
-        if durable {
+        if applied.synced {
             self.unsynced_entries = 0;
         }
 
