@@ -108,7 +108,16 @@ async fn joined_node_serves_old_users() {
         BTreeSet::from([1, 2, 3, 4])
     );
     assert!(cluster.node_dir(4).join("node.pem").exists());
-    assert!(cluster.log_text(4).contains("joined the fleet as a voter"));
+    // The leader promotes node 4 before its CompleteJoin reply reaches node 4.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !cluster.log_text(4).contains("joined the fleet as a voter") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 4 never logged its join\n{}",
+            cluster.log_text(4)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let reuse = cluster
         .client()
