@@ -1,7 +1,7 @@
 //! Runs a chaos workload through the fault kinds one after another. Each kind gets a segment of
-//! the run: it is injected, held and healed again and again until the workload has invoked a
-//! minimum number of operations under it, and after every heal the segment measures how long
-//! the fleet takes to serve again.
+//! the run, in which it is injected, held and healed again and again until the workload has
+//! invoked a minimum number of operations under it. After every heal the segment measures how
+//! long the fleet takes to serve again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -377,7 +377,7 @@ fn apply_batch(
         record_erasure(&txn, index)?;
     }
 
-    // An erase is committed durably whatever `durable` says. A node that lost a buffered erase
+    // An erase is committed durably even when `durable` is false. A node that lost a buffered erase
     // would restart with the record's blobs in its state machine, and without a quorum it
     // could not apply the erase again, so the blobs would stay on its disk.
     let synced = durable || last_erasure.is_some();

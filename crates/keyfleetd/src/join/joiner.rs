@@ -68,8 +68,8 @@ pub(super) async fn join_and_serve(
     serve(signals, node).await
 }
 
-/// Rejects a data directory that already holds Raft stores: a joining node starts empty, and
-/// stores of an earlier member would bring that member's log and vote along.
+/// Rejects a data directory that already contains Raft stores. A joining node starts empty,
+/// and the stores of an earlier member would bring that member's log and vote along.
 fn check_new_data_dir(config: &NodeConfig) -> anyhow::Result<()> {
     for name in [LOG_FILE_NAME, STATE_MACHINE_FILE_NAME] {
         let path = config.data_dir.join(name);
