@@ -333,6 +333,8 @@ async fn raft_rejects_foreign_ca_node() {
 
     wait_for_log(&cluster, leader, "TLS handshake with Raft peer failed").await;
     wait_for_log(&cluster, 3, "TLS handshake failed").await;
+    // The Raft listener starts before the API listener, so wait for the API too.
+    wait_for_log(&cluster, 3, "keyfleet node started").await;
 
     let foreign_tls = ClientTls::from_files(&foreign.ca_cert, None).expect("read the foreign CA");
     let endpoint = cluster.api_endpoint(3);
