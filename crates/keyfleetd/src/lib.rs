@@ -14,6 +14,7 @@ pub mod keys;
 mod leader_hint;
 mod log_limiter;
 mod logging;
+mod member_addresses;
 mod metrics;
 mod node;
 mod node_health;

@@ -27,6 +27,7 @@ use crate::error_status::error_status;
 use crate::join::JoinIssuer;
 use crate::leader_hint::{no_quorum, raft_stopped};
 use crate::log_limiter::LogLimiter;
+use crate::member_addresses::check_addresses_unused;
 use crate::node_health::HealthReceiver;
 use crate::replica::Replica;
 
@@ -188,7 +189,7 @@ impl NodeService {
         id: NodeId,
         addresses: NodeAddresses,
     ) -> Result<u64, Status> {
-        self.check_addresses_unused(id, &addresses)?;
+        check_addresses_unused(&self.replica, id, &addresses).await?;
         tracing::info!(node_id = self.replica.node_id, learner = id, %addresses, "adding a learner");
 
         let written = tokio::time::timeout(
@@ -211,32 +212,6 @@ impl NodeService {
             "learner caught up"
         );
         Ok(written.log_id.index)
-    }
-
-    /// Rejects addresses that another member uses. Two ids behind one Raft address would let
-    /// one process count twice toward a quorum when peers are not authenticated by TLS.
-    fn check_addresses_unused(&self, id: NodeId, addresses: &NodeAddresses) -> Result<(), Status> {
-        let metrics = self.replica.raft.metrics().borrow_watched().clone();
-        let membership = metrics.membership_config.membership();
-        for (member, existing) in membership.nodes() {
-            if *member == id {
-                continue;
-            }
-            let shared = if existing.raft == addresses.raft {
-                Some(("raft", &addresses.raft))
-            } else if existing.api == addresses.api {
-                Some(("api", &addresses.api))
-            } else {
-                None
-            };
-            if let Some((kind, address)) = shared {
-                return Err(Status::already_exists(format!(
-                    "node {member} already uses the {kind} address {address}; give node {id} \
-                     addresses of its own"
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Sets the voters after checking that every new voter has caught up, and returns the log

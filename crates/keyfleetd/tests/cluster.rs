@@ -712,6 +712,7 @@ async fn learner_with_member_address_rejected() {
         .await
         .expect("connect to the leader's node API");
     let node_2 = cluster.addresses(2);
+    let raft_port = node_2.raft.rsplit(':').next().unwrap().to_owned();
     let cases = [
         (
             "raft",
@@ -722,6 +723,12 @@ async fn learner_with_member_address_rejected() {
             "api",
             common::free_port::free_local_address().to_string(),
             node_2.api.clone(),
+        ),
+        // The same address written with a host name.
+        (
+            "raft",
+            format!("localhost:{raft_port}"),
+            common::free_port::free_local_address().to_string(),
         ),
     ];
 
@@ -750,6 +757,25 @@ async fn learner_with_member_address_rejected() {
             "{kind}: {rejected:?}"
         );
     }
+
+    let same = common::free_port::free_local_address().to_string();
+    let rejected = raw
+        .add_learner(
+            cluster.admin_request(keyfleet_api::node::AddLearnerRequest {
+                member: Some(keyfleet_api::node::Member {
+                    id: 9,
+                    raft_addr: same.clone(),
+                    api_addr: same,
+                }),
+            }),
+        )
+        .await
+        .expect_err("one address for both ports");
+    assert_eq!(
+        rejected.code(),
+        tonic::Code::InvalidArgument,
+        "{rejected:?}"
+    );
 
     let status = cluster.expect_status(leader).await;
     assert_eq!(status.voters.len(), 3, "{status:?}");

@@ -19,6 +19,7 @@ use super::tls_key::NodePublicKey;
 use super::tokens::{DEFAULT_TOKEN_TTL, IssuedJoin, JoinTokens, MAX_TOKEN_TTL, TokenRejection};
 use crate::keys::{parse_transport_key, wrap_fleet_keys};
 use crate::log_limiter::LogLimiter;
+use crate::member_addresses::check_addresses_unused;
 use crate::replica::Replica;
 use crate::tls::certs::{FleetCa, LEAF_DAYS, open_ca};
 
@@ -179,6 +180,7 @@ impl JoinIssuer {
         let node_id = member.id;
         check_new_node(replica, node_id)?;
         let addresses = member_addresses(member)?;
+        check_addresses_unused(replica, node_id, &addresses).await?;
         let transport_key = parse_transport_key(transport_key).map_err(|reason| {
             Status::invalid_argument(format!("transport_public_key is invalid: {reason}"))
         })?;
