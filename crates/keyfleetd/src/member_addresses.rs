@@ -1,7 +1,7 @@
 //! The check that a new member's addresses are its own. Two node ids behind one Raft address
-//! would let one process count twice toward a quorum when peers are not authenticated by TLS,
-//! and one address written two ways (`localhost:7101` and `127.0.0.1:7101`) is still one
-//! address, so the check compares resolved socket addresses as well as the strings.
+//! would let one process count twice toward a quorum when peers are not authenticated by TLS.
+//! One address written two ways (`localhost:7101` and `127.0.0.1:7101`) is still one address,
+//! so the check compares resolved socket addresses as well as the strings.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -43,13 +43,13 @@ pub(crate) async fn check_addresses_unused(
             .collect()
     };
     for (member, existing) in members {
-        let mut taken = resolve(&existing.raft).await;
-        taken.extend(resolve(&existing.api).await);
+        let mut member_addresses = resolve(&existing.raft).await;
+        member_addresses.extend(resolve(&existing.api).await);
         for (kind, address, resolved) in [
             ("raft", &addresses.raft, &new_raft),
             ("api", &addresses.api, &new_api),
         ] {
-            if !resolved.is_disjoint(&taken) {
+            if !resolved.is_disjoint(&member_addresses) {
                 return Err(Status::already_exists(format!(
                     "node {member} already uses the {kind} address {address}; give node {id} \
                      addresses of its own"
