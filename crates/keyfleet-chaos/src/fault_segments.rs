@@ -83,6 +83,24 @@ impl<'a, N: Nemesis> FaultSegments<'a, N> {
         self.nemesis
     }
 
+    /// Runs one segment per fault kind of `faults`, in order, with `min_ops` operations each.
+    /// Stops at the first segment that fails, and returns the summaries of the finished
+    /// segments together with that failure.
+    pub async fn run_kinds(
+        &mut self,
+        faults: &[Fault],
+        min_ops: usize,
+    ) -> (Vec<KindSummary>, Option<String>) {
+        let mut summaries = Vec::new();
+        for fault in faults {
+            match self.run_kind(*fault, min_ops).await {
+                Ok(summary) => summaries.push(summary),
+                Err(failure) => return (summaries, Some(failure)),
+            }
+        }
+        (summaries, None)
+    }
+
     /// Injects and heals `fault` until `min_ops` operations were invoked under it, and at
     /// least once. Fails when an injection fails or the fleet does not serve again in time.
     pub async fn run_kind(&mut self, fault: Fault, min_ops: usize) -> Result<KindSummary, String> {

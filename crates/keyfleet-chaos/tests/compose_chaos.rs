@@ -180,17 +180,8 @@ async fn compose_chaos_checker_passes() {
         FAULT_HOLD,
         RECOVERY_WAIT,
     );
-    let mut summaries = Vec::new();
-    let mut failures = Vec::new();
-    for fault in faults {
-        match segments.run_kind(fault, settings.ops_per_fault).await {
-            Ok(summary) => summaries.push(summary),
-            Err(failure) => {
-                failures.push(failure);
-                break;
-            }
-        }
-    }
+    let (mut summaries, failure) = segments.run_kinds(&faults, settings.ops_per_fault).await;
+    let mut failures: Vec<String> = failure.into_iter().collect();
 
     if let Err(error) = nemesis.heal_all().await {
         failures.push(format!("healing every fault failed: {error}"));

@@ -323,8 +323,6 @@ struct AppliedBatch {
     responses: Vec<Response>,
     last_erasure: Option<u64>,
     last_restore: Option<u64>,
-    /// Whether the batch was committed durably.
-    synced: bool,
 }
 
 /// Applies `entries` in one transaction, committed durably when `durable` is set or an entry
@@ -377,11 +375,10 @@ fn apply_batch(
         record_erasure(&txn, index)?;
     }
 
-    // An erase is committed durably even when `durable` is false. A node that lost a buffered erase
-    // would restart with the record's blobs in its state machine, and without a quorum it
-    // could not apply the erase again, so the blobs would stay on its disk.
-    let synced = durable || last_erasure.is_some();
-    if synced {
+    // An erase is committed durably even when `durable` is false. A node that lost a
+    // buffered erase would restart with the record's blobs in its state machine, and without
+    // a quorum it could not apply the erase again, so the blobs would stay on its disk.
+    if last_erasure.is_some() {
         txn.set_durability(Durability::Immediate)?;
     }
     txn.commit()?;
@@ -389,7 +386,6 @@ fn apply_batch(
         responses,
         last_erasure,
         last_restore,
-        synced,
     })
 }
 
@@ -520,7 +516,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             run_blocking(move || apply_batch(&shared(&db), entries, dedup_capacity, durable))
                 .await
                 .map_err(report("apply log entries"))?;
-        if applied.synced {
+        if durable || applied.last_erasure.is_some() {
             self.unsynced_entries = 0;
         }
 

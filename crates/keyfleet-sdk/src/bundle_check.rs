@@ -103,14 +103,14 @@ impl VaultClient {
         check.accept(&bundle)
     }
 
-    /// Fetches and verifies the fleet's current bundle before a session starts. A client whose
-    /// pins do not match the fleet then fails before its KE1 goes out, so it spends no guess.
-    /// Does nothing when the client pins no anchors.
+    /// Fetches and verifies the fleet's bundle before a session starts, unless the client has
+    /// verified one already. A client whose pins do not match the fleet then fails before its
+    /// KE1 goes out, so it spends no guess. Does nothing when the client pins no anchors.
     pub(crate) async fn verify_fleet_first(&self) -> Result<(), SdkError> {
-        if self.bundle_check.is_none() {
-            return Ok(());
+        match &self.bundle_check {
+            Some(check) if check.newest().is_none() => self.refresh_bundle().await.map(drop),
+            _ => Ok(()),
         }
-        self.refresh_bundle().await.map(drop)
     }
 
     /// Makes sure the client has verified the bundle of `epoch`, the epoch a session response

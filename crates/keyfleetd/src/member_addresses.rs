@@ -60,8 +60,8 @@ pub(crate) async fn check_addresses_unused(
     Ok(())
 }
 
-/// Returns the socket addresses that `address` names, with the address string itself for
-/// names that do not resolve, so that equal strings always match.
+/// Returns `address` as written together with the socket addresses it resolves to, so that
+/// equal strings match even when they do not resolve.
 async fn resolve(address: &str) -> BTreeSet<ResolvedAddress> {
     let mut resolved = BTreeSet::from([ResolvedAddress::Text(address.to_owned())]);
     if let Ok(Ok(found)) =

@@ -265,17 +265,7 @@ async fn run_chaos(name: &str, faults: &[Fault], ops_per_fault: usize) -> RunRes
         FAULT_HOLD,
         RECOVERY_WAIT,
     );
-    let mut summaries = Vec::new();
-    let mut failure = None;
-    for fault in order {
-        match segments.run_kind(fault, ops_per_fault).await {
-            Ok(summary) => summaries.push(summary),
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
-        }
-    }
+    let (mut summaries, failure) = segments.run_kinds(&order, ops_per_fault).await;
     if let Some(failure) = failure {
         panic!(
             "seed {seed}: {failure}\nreplay: KEYFLEET_CHAOS_SEED={seed}\n{}",
