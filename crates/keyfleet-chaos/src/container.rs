@@ -308,7 +308,7 @@ impl Nemesis for ContainerNemesis {
 
     async fn pause(&mut self, node: NodeId) -> Result<(), NemesisError> {
         // The cgroup freezer gives up when a task stays in uninterruptible sleep, as one in
-        // fsync can, and runc then thaws the container again: the container runs on, so
+        // fsync can, and runc then thaws the container again. The container keeps running, so
         // another try is safe.
         let mut attempt = 1;
         loop {

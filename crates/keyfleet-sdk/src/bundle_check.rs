@@ -73,8 +73,8 @@ impl VaultClient {
                     .to_owned(),
             });
         };
-        // NOT_FOUND means the fleet has published no bundle: a reply of epoch 0 stands for
-        // it, so the retry loop does not treat it as a failed call.
+        // The leader returns NOT_FOUND while the fleet has published no bundle. The closure
+        // turns that into a reply of epoch 0, so the retry loop does not count a failed call.
         let reply = self
             .send(
                 &Operation::on_leader("get_bundle"),

@@ -75,7 +75,7 @@ fn check_new_data_dir(config: &NodeConfig) -> anyhow::Result<()> {
         let path = config.data_dir.join(name);
         if path.exists() {
             bail!(
-                "the data directory {} already holds {name}; a joining node needs an empty data \
+                "the data directory {} already contains {name}; a joining node needs an empty data \
                  directory: point data_dir at a new one, or start this node with `keyfleetd \
                  --config` if it is a member already",
                 config.data_dir.display()
