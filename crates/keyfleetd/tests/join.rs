@@ -255,7 +255,9 @@ async fn join_stops_on_sigterm_and_used_data_dir() {
     let status = cluster.wait_for_exit(1).await;
     assert_eq!(status.code(), Some(1), "{}", cluster.log_text(1));
     assert!(
-        cluster.log_text(1).contains("already contains raft-log.redb"),
+        cluster
+            .log_text(1)
+            .contains("already contains raft-log.redb"),
         "{}",
         cluster.log_text(1)
     );
