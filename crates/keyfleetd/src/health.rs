@@ -20,8 +20,11 @@ use crate::metrics::{HSM_PROBE_DURATION, HSM_PROBE_ERRORS, READY};
 use crate::node_health::{HealthSender, NodeHealth};
 use crate::vault::FleetCore;
 
-/// Interval between two readiness checks when Raft reports no change.
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Interval between two readiness checks when Raft reports no change of term, leader, state or
+/// membership. The apply lag and the last quorum contact change with every write, so they are
+/// checked on this interval, not on every change: waking on every Raft metrics change cost a
+/// node a large share of its CPU under load.
+const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Minimum interval between two HSM probes, and between two attempts to load the fleet setup
 /// while it is not loaded.
@@ -92,10 +95,11 @@ impl HealthMonitor {
         Self::mark_not_ready(reporter).await;
     }
 
-    /// Checks readiness on every Raft metrics change and every [`CHECK_INTERVAL`], and updates
-    /// the status when it changes. Runs until it is aborted, or until Raft stops.
+    /// Checks readiness on every change of term, leader, state or membership and every
+    /// [`CHECK_INTERVAL`], and updates the status when it changes. Runs until it is aborted, or
+    /// until Raft stops.
     pub(crate) async fn run(self) {
-        let mut changes = self.raft.metrics();
+        let mut changes = self.raft.server_metrics();
         let mut interval = tokio::time::interval(CHECK_INTERVAL);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
 

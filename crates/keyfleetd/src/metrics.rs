@@ -204,10 +204,10 @@ impl RaftValues {
     }
 }
 
-/// Copies the Raft metrics into the gauges on every change and every [`GAUGE_INTERVAL`].
-/// Returns when Raft stops.
+/// Copies the Raft metrics into the gauges on every change of term, leader, state or membership
+/// and every [`GAUGE_INTERVAL`]. Returns when Raft stops.
 async fn record_raft_gauges(raft: Raft) {
-    let mut changes = raft.metrics();
+    let mut changes = raft.server_metrics();
     let mut interval = tokio::time::interval(GAUGE_INTERVAL);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
 

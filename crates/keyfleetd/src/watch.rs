@@ -8,20 +8,22 @@ use openraft::async_runtime::WatchReceiver;
 /// Returns when Raft stops with a fatal error, with that error. A node whose Raft has stopped
 /// no longer takes part in the cluster, so the daemon exits and a supervisor can restart it.
 pub(crate) async fn log_raft_changes(node_id: NodeId, raft: Raft) -> String {
-    let mut metrics = raft.metrics();
+    // The server metrics change only with the term, the leader, the state or the membership,
+    // not with every write as the full metrics do.
+    let mut metrics = raft.server_metrics();
     let mut last = None;
 
     loop {
-        if let Err(fatal) = &metrics.borrow_watched().running_state {
+        if let Some(fatal) = fatal_error(&raft) {
             tracing::error!(node_id, error = %fatal, "Raft stopped with a fatal error");
-            return fatal.to_string();
+            return fatal;
         }
         let current = {
             let m = metrics.borrow_watched();
             let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
             let learners: Vec<NodeId> = m.membership_config.membership().learner_ids().collect();
             (
-                m.current_term,
+                m.vote.leader_id.term,
                 m.current_leader,
                 format!("{:?}", m.state),
                 voters,
@@ -33,10 +35,18 @@ pub(crate) async fn log_raft_changes(node_id: NodeId, raft: Raft) -> String {
             last = Some(current);
         }
         if metrics.changed().await.is_err() {
-            tracing::error!(node_id, "Raft metrics closed: Raft has stopped");
-            return "Raft has stopped".to_owned();
+            let reason = fatal_error(&raft).unwrap_or_else(|| "Raft has stopped".to_owned());
+            tracing::error!(node_id, error = %reason, "Raft metrics closed: Raft has stopped");
+            return reason;
         }
     }
+}
+
+/// Returns the fatal error that stopped Raft, if any.
+fn fatal_error(raft: &Raft) -> Option<String> {
+    let metrics = raft.metrics();
+    let running = &metrics.borrow_watched().running_state;
+    running.as_ref().err().map(ToString::to_string)
 }
 
 type Snapshot = (u64, Option<NodeId>, String, Vec<NodeId>, Vec<NodeId>);
