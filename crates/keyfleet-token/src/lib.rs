@@ -33,12 +33,14 @@ mod error;
 mod ids;
 mod jws;
 mod keys;
+mod signature_cache;
 mod verifier;
 
 pub use claims::TokenClaims;
 pub use error::TokenError;
 pub use ids::{MAX_TENANT_ID_LEN, MAX_USER_ID_LEN, check_tenant_id, check_user_id, record_id};
 pub use keys::{TenantPublicKey, TenantSigningKey};
+pub use signature_cache::DEFAULT_SIGNATURE_CACHE_CAPACITY;
 pub use verifier::{CLOCK_LEEWAY_SECS, TokenVerifier, VerifiedToken, peek_claims};
 
 /// The maximum length of a token, in bytes. Longer tokens are rejected before decoding.

@@ -7,6 +7,7 @@ use crate::error::TokenError;
 use crate::ids::{check_tenant_id, check_user_id};
 use crate::jws::{check_signature, decode_compact};
 use crate::keys::TenantPublicKey;
+use crate::signature_cache::{DEFAULT_SIGNATURE_CACHE_CAPACITY, SignatureCache};
 
 /// The clock leeway in seconds: the time by which a token's "iat" or "nbf" may be ahead of the
 /// verifier's clock, to allow for clock skew between the minting host and the fleet.
@@ -19,6 +20,8 @@ pub struct TokenVerifier {
     trusted: HashMap<String, TenantPublicKey>,
     max_lifetime_secs: u64,
     leeway_secs: u64,
+    /// Tokens whose signature verified. Clones of the verifier share it.
+    verified_signatures: SignatureCache,
 }
 
 /// The identity that a verified token authorizes.
@@ -35,13 +38,29 @@ pub struct VerifiedToken {
 impl TokenVerifier {
     /// Creates a verifier for tokens whose "aud" is `fleet_id` and whose "exp" is at most
     /// `max_lifetime_secs` after "iat". It trusts no tenant until [`Self::trust`] is called,
-    /// and its clock leeway is [`CLOCK_LEEWAY_SECS`].
+    /// its clock leeway is [`CLOCK_LEEWAY_SECS`], and it remembers the signatures of up to
+    /// [`DEFAULT_SIGNATURE_CACHE_CAPACITY`] tokens.
     pub fn new(fleet_id: impl Into<String>, max_lifetime_secs: u64) -> Self {
+        Self::with_signature_cache(
+            fleet_id,
+            max_lifetime_secs,
+            DEFAULT_SIGNATURE_CACHE_CAPACITY,
+        )
+    }
+
+    /// Creates a verifier like [`Self::new`] that remembers the signatures of up to `capacity`
+    /// tokens, so a token sent again skips the Ed25519 verification. 0 turns the cache off.
+    pub fn with_signature_cache(
+        fleet_id: impl Into<String>,
+        max_lifetime_secs: u64,
+        capacity: usize,
+    ) -> Self {
         TokenVerifier {
             fleet_id: fleet_id.into(),
             trusted: HashMap::new(),
             max_lifetime_secs,
             leeway_secs: CLOCK_LEEWAY_SECS,
+            verified_signatures: SignatureCache::new(capacity),
         }
     }
 
@@ -80,7 +99,11 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::UnknownTenant {
                 tenant: claims.tenant.clone(),
             })?;
-        check_signature(key.verifying_key(), &jws)?;
+        if !self.verified_signatures.contains(token) {
+            check_signature(key.verifying_key(), &jws)?;
+            self.verified_signatures
+                .insert(token, claims.expires_at, now_unix_secs);
+        }
 
         check_user_id(&claims.user)?;
         if claims.fleet != self.fleet_id {

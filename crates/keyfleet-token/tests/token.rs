@@ -700,3 +700,47 @@ fn errors_never_contain_token_or_signature() {
         }
     }
 }
+
+#[test]
+fn cached_token_still_expires() {
+    let key = TenantSigningKey::generate();
+    let verifier = verifier_for(&key);
+    let token = key.mint(&claims()).unwrap();
+
+    assert!(verifier.verify(&token, NOW).is_ok());
+    assert!(verifier.verify(&token, NOW + 1).is_ok());
+
+    let error = verifier.verify(&token, EXP).unwrap_err();
+    assert!(matches!(error, TokenError::Expired { .. }), "{error:?}");
+}
+
+#[test]
+fn cached_token_does_not_cover_altered_signature() {
+    let key = TenantSigningKey::generate();
+    let verifier = verifier_for(&key);
+    let token = key.mint(&claims()).unwrap();
+    assert!(verifier.verify(&token, NOW).is_ok());
+
+    // Same header and claims, signature of other bytes under the same key.
+    let (signing_input, _) = token.rsplit_once('.').unwrap();
+    let other = key.mint(&TokenClaims {
+        expires_at: EXP - 1,
+        ..claims()
+    });
+    let (_, other_signature) = other.as_ref().unwrap().rsplit_once('.').unwrap();
+    let forged = format!("{signing_input}.{other_signature}");
+
+    let error = verifier.verify(&forged, NOW).unwrap_err();
+    assert!(matches!(error, TokenError::BadSignature), "{error:?}");
+}
+
+#[test]
+fn verifier_without_cache_verifies() {
+    let key = TenantSigningKey::generate();
+    let mut verifier = TokenVerifier::with_signature_cache(FLEET, MAX_LIFETIME, 0);
+    verifier.trust(TENANT, key.public_key()).unwrap();
+    let token = key.mint(&claims()).unwrap();
+
+    assert!(verifier.verify(&token, NOW).is_ok());
+    assert!(verifier.verify(&token, NOW).is_ok());
+}

@@ -1,0 +1,132 @@
+//! A bounded set of tokens whose signatures verified, so that a client that sends the same token
+//! with every call of a login costs one Ed25519 verification, not one per call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+/// Number of tokens the cache remembers by default. Each entry takes a 32-byte digest and an
+/// 8-byte expiry, plus the hash map's overhead.
+pub const DEFAULT_SIGNATURE_CACHE_CAPACITY: usize = 65_536;
+
+/// SHA-256 digests of whole tokens (header, payload and signature) whose signature verified,
+/// each with the token's "exp".
+///
+/// A hit skips only the signature check. The caller still decodes the claims and checks the
+/// times on every call, so an expired token is rejected whether or not it is cached. The digest
+/// covers the signature, and a verifier never changes a tenant's key, so a cached token's
+/// signature verified under the key that the verifier still holds for its tenant.
+///
+/// Only tokens with a valid signature are inserted, so callers without a tenant key cannot fill
+/// the cache. When it is full, an insert first drops the expired entries and, if none expired,
+/// clears the whole cache.
+#[derive(Clone)]
+pub(crate) struct SignatureCache {
+    entries: Arc<Mutex<HashMap<[u8; 32], u64>>>,
+    capacity: usize,
+}
+
+impl SignatureCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Arc::new(Mutex::new(HashMap::new())),
+            capacity,
+        }
+    }
+
+    /// Returns whether `token`'s signature verified before.
+    pub(crate) fn contains(&self, token: &str) -> bool {
+        let digest = digest(token);
+        self.lock().contains_key(&digest)
+    }
+
+    /// Remembers that `token`'s signature verified. `expires_at` is its "exp" in Unix seconds,
+    /// and `now` the verifier's clock.
+    pub(crate) fn insert(&self, token: &str, expires_at: u64, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let digest = digest(token);
+        let mut entries = self.lock();
+
+        if entries.len() >= self.capacity {
+            entries.retain(|_, expiry| *expiry > now);
+        }
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(digest, expires_at);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Locks the map. A panic while the lock was held cannot leave the map half-updated in a
+    /// way that matters, because each entry only saves a verification.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], u64>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for SignatureCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureCache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_inserted_tokens() {
+        let cache = SignatureCache::new(4);
+        cache.insert("a.b.c", 100, 10);
+
+        assert!(cache.contains("a.b.c"));
+        assert!(!cache.contains("a.b.d"));
+    }
+
+    #[test]
+    fn full_cache_drops_expired_first() {
+        let cache = SignatureCache::new(2);
+        cache.insert("expired", 50, 10);
+        cache.insert("live", 200, 10);
+
+        cache.insert("new", 300, 100);
+
+        assert!(!cache.contains("expired"));
+        assert!(cache.contains("live"));
+        assert!(cache.contains("new"));
+    }
+
+    #[test]
+    fn full_cache_without_expired_clears() {
+        let cache = SignatureCache::new(2);
+        cache.insert("one", 500, 10);
+        cache.insert("two", 500, 10);
+
+        cache.insert("three", 500, 10);
+
+        assert_eq!(cache.len(), 1);
+        assert!(cache.contains("three"));
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let cache = SignatureCache::new(0);
+        cache.insert("a.b.c", 100, 10);
+
+        assert!(!cache.contains("a.b.c"));
+    }
+}
