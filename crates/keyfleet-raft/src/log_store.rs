@@ -32,6 +32,7 @@ use crate::redb_io::put_value;
 use crate::redb_io::remove_stale_rewrite;
 use crate::redb_io::rewrite;
 use crate::redb_io::run_blocking;
+use crate::redb_io::run_read;
 use crate::redb_io::share;
 use crate::redb_io::shared;
 use crate::redb_io::sync_database;
@@ -323,9 +324,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
     {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        let db = self.db.clone();
-
-        run_blocking(move || read_entries(&shared(&db), bounds))
+        run_read(&self.db, move |db| read_entries(db, bounds))
             .await
             .map_err(report("read log entries"))
     }

@@ -35,6 +35,7 @@ use crate::redb_io::put_value;
 use crate::redb_io::remove_stale_rewrite;
 use crate::redb_io::rewrite;
 use crate::redb_io::run_blocking;
+use crate::redb_io::run_read;
 use crate::redb_io::share;
 use crate::redb_io::shared;
 use crate::redb_tables::RedbTables;
@@ -208,32 +209,19 @@ impl StateMachineStore {
 
     /// Returns the applied record of `user`.
     pub async fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let db = self.db.clone();
         let user = user.clone();
 
-        run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
-            read_user(&txn, &user)
-        })
-        .await
+        run_read(&self.db, move |db| read_user(&db.begin_read()?, &user)).await
     }
 
     /// Returns the applied fleet setup.
     pub async fn fleet(&self) -> Result<Option<FleetRecord>, StoreError> {
-        let db = self.db.clone();
-
-        run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
-            read_fleet(&txn)
-        })
-        .await
+        run_read(&self.db, |db| read_fleet(&db.begin_read()?)).await
     }
 
     /// Returns the applied validation bundle.
     pub async fn bundle(&self) -> Result<Option<BundleRecord>, StoreError> {
-        let db = self.db.clone();
-
-        run_blocking(move || read_bundle(&shared(&db).begin_read()?)).await
+        run_read(&self.db, |db| read_bundle(&db.begin_read()?)).await
     }
 
     /// Reads the last applied log id and the whole applied vault state, in one consistent read
