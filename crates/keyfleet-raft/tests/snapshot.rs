@@ -476,3 +476,43 @@ async fn compact_removes_unreferenced_snapshot_files() {
     assert_eq!(leader.erasure_to_compact().await.unwrap(), 0);
     assert!(leader.get_current_snapshot().await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn snapshot_stored_in_redb_is_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(leader_with_state(dir.path()).await);
+    {
+        // An earlier build kept the current snapshot's metadata and data in this table.
+        let db = redb::Database::open(dir.path().join(STATE_MACHINE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition: redb::TableDefinition<&str, &[u8]> =
+                redb::TableDefinition::new("raft_snapshot");
+            let mut table = txn.open_table(definition).unwrap();
+            let meta = keyfleet_raft::SnapshotMeta {
+                last_log_id: Some(log_id(1, 8)),
+                ..keyfleet_raft::SnapshotMeta::default()
+            };
+            let meta = postcard::to_stdvec(&meta).unwrap();
+            table.insert("meta", meta.as_slice()).unwrap();
+            table.insert("data", [3u8, 0, 0, 0].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let (_log, mut reopened) = open_node_storage(dir.path()).unwrap();
+
+    assert!(reopened.get_current_snapshot().await.unwrap().is_none());
+    assert_eq!(
+        reopened.applied_state().await.unwrap().0,
+        Some(log_id(1, 8)),
+        "the applied state was lost with the snapshot"
+    );
+    let built = reopened
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 8)));
+}
