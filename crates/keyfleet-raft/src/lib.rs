@@ -64,6 +64,7 @@ mod snapshot_file;
 mod snapshot_format;
 mod snapshot_installer;
 mod state_machine;
+mod temp_snapshot_file;
 mod type_config;
 mod user_id;
 pub mod vault;

@@ -1,5 +1,4 @@
 use std::fs::File;
-use std::fs::OpenOptions;
 use std::io;
 use std::path::Path;
 use std::path::PathBuf;
@@ -14,6 +13,7 @@ use std::time::SystemTime;
 use crate::error::StoreError;
 use crate::incoming_snapshot::IncomingSnapshot;
 use crate::incoming_snapshot::IncomingSnapshotError;
+use crate::temp_snapshot_file::TempSnapshotFile;
 use crate::type_config::SnapshotMeta;
 
 /// First characters of the name of a finished snapshot file.
@@ -68,8 +68,8 @@ impl SnapshotDir {
         IncomingSnapshot::create(self, total_len)
     }
 
-    /// Locks the current snapshot's file: no other clone changes, removes or opens a snapshot
-    /// file until the guard drops. Take it after the state machine's database lock.
+    /// Locks the snapshot files, so that no other clone changes the current snapshot or removes
+    /// or opens a snapshot file until the guard drops. Take it after the database lock.
     pub(crate) fn lock_files(&self) -> MutexGuard<'_, ()> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -80,18 +80,7 @@ impl SnapshotDir {
         let path = self
             .path
             .join(format!("{purpose}-{}{TEMP_SUFFIX}", unique_suffix()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| snapshot_io(&path, source))?;
-
-        Ok(TempSnapshotFile {
-            path,
-            file,
-            persisted: false,
-        })
+        TempSnapshotFile::create(path)
     }
 
     /// Returns the path of the snapshot file `name`.
@@ -164,7 +153,7 @@ fn unique_suffix() -> String {
     format!("{nanos:x}-{}-{number}", std::process::id())
 }
 
-/// Removes the file at `path`; a file that is already gone counts as removed.
+/// Removes the file at `path`. A file that is already gone counts as removed.
 pub(crate) fn remove_file(path: &Path) -> Result<(), StoreError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -177,63 +166,5 @@ pub(crate) fn snapshot_io(path: &Path, source: io::Error) -> StoreError {
     StoreError::SnapshotIo {
         path: path.to_owned(),
         source,
-    }
-}
-
-/// A temporary snapshot file, removed on drop unless [`TempSnapshotFile::persist`] renamed it.
-#[derive(Debug)]
-pub(crate) struct TempSnapshotFile {
-    path: PathBuf,
-    file: File,
-    persisted: bool,
-}
-
-impl TempSnapshotFile {
-    pub(crate) fn file(&self) -> &File {
-        &self.file
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Syncs the file's contents to disk.
-    pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        self.file
-            .sync_all()
-            .map_err(|source| snapshot_io(&self.path, source))
-    }
-
-    /// Renames the file to `path`. Sync the directory afterwards to make the rename durable.
-    pub(crate) fn persist(mut self, path: &Path) -> Result<File, StoreError> {
-        std::fs::rename(&self.path, path).map_err(|source| snapshot_io(&self.path, source))?;
-        self.persisted = true;
-
-        self.file
-            .try_clone()
-            .map_err(|source| snapshot_io(path, source))
-    }
-
-    /// Removes the file's name and returns the open file, whose space the file system frees
-    /// when the last handle closes. A crash before the removal leaves a `.tmp` file that the
-    /// next open of the state machine removes.
-    pub(crate) fn into_unlinked(mut self) -> Result<File, StoreError> {
-        remove_file(&self.path)?;
-        self.persisted = true;
-
-        self.file
-            .try_clone()
-            .map_err(|source| snapshot_io(&self.path, source))
-    }
-}
-
-impl Drop for TempSnapshotFile {
-    fn drop(&mut self) {
-        if self.persisted {
-            return;
-        }
-        if let Err(error) = remove_file(&self.path) {
-            tracing::warn!(%error, "failed to remove a temporary snapshot file");
-        }
     }
 }

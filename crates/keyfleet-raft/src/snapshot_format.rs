@@ -90,8 +90,8 @@ pub enum SnapshotFormatError {
         offset: u64,
     },
 
-    /// A frame announces a payload longer than [`MAX_FRAME_LEN`], or an end frame of the wrong
-    /// length.
+    /// A frame announces a payload longer than the maximum of 1 MiB, or an end frame of the
+    /// wrong length.
     #[error("snapshot frame at byte {offset} has an invalid length of {len} bytes")]
     InvalidFrameLength {
         /// Announced payload length.

@@ -25,7 +25,6 @@ use crate::snapshot_data::READ_BUFFER_BYTES;
 use crate::snapshot_data::SnapshotData;
 use crate::snapshot_decoder::SnapshotDecoder;
 use crate::snapshot_dir::SnapshotDir;
-use crate::snapshot_dir::TempSnapshotFile;
 use crate::snapshot_dir::remove_file;
 use crate::snapshot_dir::snapshot_file_name;
 use crate::snapshot_dir::snapshot_io;
@@ -35,6 +34,7 @@ use crate::state_machine::read_last_compacted;
 use crate::state_machine::record_compacted;
 use crate::state_machine::record_erasure;
 use crate::state_machine::write_applied_state;
+use crate::temp_snapshot_file::TempSnapshotFile;
 use crate::type_config::SnapshotMeta;
 
 /// Bytes of snapshot data that one write transaction of an install inserts, which bounds what

@@ -94,7 +94,7 @@ const LAST_COMPACTED_KEY: &str = "last_compacted_index";
 /// The current snapshot is a file in the snapshot directory next to this file (see
 /// [`snapshot_dir_path`]), and this file records its metadata and name. A snapshot install
 /// builds a fresh state machine file and renames it over this one, so a crash leaves either the
-/// old state or the new one (see [`crate::snapshot_installer`]).
+/// old state or the new one (see `snapshot_installer.rs`).
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
     db: SharedDatabase,
