@@ -41,12 +41,21 @@ pub struct SnapshotDir {
 }
 
 impl SnapshotDir {
-    /// Opens the directory at `path`, creating it if it does not exist.
+    /// Opens the directory at `path`, creating it if it does not exist. It syncs the parent
+    /// directory, so a new directory survives a power loss with the snapshot files put in it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(|source| StoreError::CreateDirectory {
             path: path.to_owned(),
             source,
         })?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            File::open(parent)
+                .and_then(|parent| parent.sync_all())
+                .map_err(|source| snapshot_io(parent, source))?;
+        }
 
         Ok(Self {
             path: Arc::new(path.to_owned()),
