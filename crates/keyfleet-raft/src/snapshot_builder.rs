@@ -147,3 +147,57 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         Ok(snapshot)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::redb_io::create_database;
+    use crate::state_machine::create_tables;
+
+    fn meta_at(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(openraft::testing::log_id::<TypeConfig>(1, 1, index)),
+            ..SnapshotMeta::default()
+        }
+    }
+
+    fn current(db: &Database) -> Option<CurrentSnapshot> {
+        let txn = db.begin_read().unwrap();
+        read_current_snapshot(&txn.open_table(SNAPSHOT).unwrap()).unwrap()
+    }
+
+    fn file_names(snapshots: &SnapshotDir) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(snapshots.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn older_build_keeps_newer_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = create_database(&dir.path().join("state-machine.redb")).unwrap();
+        create_tables(&db).unwrap();
+        let snapshots = SnapshotDir::open(&dir.path().join("snapshots")).unwrap();
+        let newer = snapshots.create_temp("build").unwrap();
+        save_if_newer(&db, &snapshots, &meta_at(10), newer).unwrap();
+        let kept = current(&db).unwrap();
+
+        let older = snapshots.create_temp("build").unwrap();
+        save_if_newer(&db, &snapshots, &meta_at(5), older).unwrap();
+
+        assert_eq!(current(&db), Some(kept.clone()));
+        assert_eq!(file_names(&snapshots), vec![kept.file_name.clone()]);
+
+        let newest = snapshots.create_temp("build").unwrap();
+        save_if_newer(&db, &snapshots, &meta_at(12), newest).unwrap();
+        let replaced = current(&db).unwrap();
+
+        assert_eq!(replaced.meta, meta_at(12));
+        assert_eq!(file_names(&snapshots), vec![replaced.file_name]);
+    }
+}
