@@ -74,8 +74,9 @@ pub enum IncomingSnapshotError {
 /// Snapshot data that a peer is sending, written to an unnamed temporary file in the snapshot
 /// directory as it arrives.
 ///
-/// The file has no name once created, so the file system frees its space when the last handle
-/// closes, and a crash leaves nothing behind. Writes block on the file system.
+/// The file loses its name right after it is created, so the file system frees its space when
+/// the last handle closes. A crash in between leaves a `.tmp` file that the next open of the
+/// state machine removes. Writes block on the file system.
 #[derive(Debug)]
 pub struct IncomingSnapshot {
     output: BufWriter<File>,
@@ -143,7 +144,11 @@ fn check_free_space(dir: &SnapshotDir, total_len: u64) -> Result<(), IncomingSna
     let stats = rustix::fs::statvfs(dir.path()).map_err(|errno| {
         crate::snapshot_dir::snapshot_io(dir.path(), std::io::Error::from(errno))
     })?;
-    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+
+    check_space(total_len, stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+fn check_space(total_len: u64, available: u64) -> Result<(), IncomingSnapshotError> {
     let required = total_len
         .saturating_mul(DISK_COPIES)
         .saturating_add(FREE_SPACE_RESERVE_BYTES);
@@ -156,4 +161,47 @@ fn check_free_space(dir: &SnapshotDir, total_len: u64) -> Result<(), IncomingSna
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn space_for_three_copies_and_reserve_passes() {
+        let total_len = 100 * MIB;
+
+        let result = check_space(total_len, 3 * total_len + FREE_SPACE_RESERVE_BYTES);
+
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn one_byte_short_is_rejected() {
+        let total_len = 100 * MIB;
+        let required = 3 * total_len + FREE_SPACE_RESERVE_BYTES;
+
+        let result = check_space(total_len, required - 1);
+
+        assert!(
+            matches!(
+                result,
+                Err(IncomingSnapshotError::NoSpace { required: r, available, .. })
+                    if r == required && available == required - 1
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn huge_length_does_not_overflow() {
+        let result = check_space(u64::MAX, u64::MAX - 1);
+
+        assert!(
+            matches!(result, Err(IncomingSnapshotError::NoSpace { .. })),
+            "{result:?}"
+        );
+    }
 }
