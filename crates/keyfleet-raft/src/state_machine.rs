@@ -127,9 +127,11 @@ impl StateMachineStore {
     /// It removes what a crash may have left: the temporary file of a rewrite or an install,
     /// temporary snapshot files, and snapshot files other than the current one.
     pub fn open_with_dedup_capacity(path: &Path, dedup_capacity: u64) -> Result<Self, StoreError> {
+        // redb locks the file, so another process that has it open fails here before the
+        // temporary files of its own rewrite or install are touched.
+        let db = create_database(path)?;
         remove_stale_rewrite(path)?;
         remove_stale_install(path)?;
-        let db = create_database(path)?;
 
         create_tables(&db)?;
         remove_legacy_snapshot_data(&db)?;
@@ -194,7 +196,8 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             let table = txn.open_table(APPLIED)?;
             let erased: Option<u64> = get_value(&table, LAST_ERASURE_KEY, "last erasure index")?;
             let compacted: Option<u64> =
@@ -230,7 +233,8 @@ impl StateMachineStore {
         let user = user.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             read_user(&txn, &user)
         })
         .await
@@ -241,7 +245,8 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             read_fleet(&txn)
         })
         .await
@@ -260,7 +265,8 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             let (last_applied, _) = read_applied_state(&txn)?;
             Ok((last_applied, read_image(&txn)?))
         })
