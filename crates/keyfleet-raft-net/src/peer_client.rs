@@ -33,8 +33,10 @@ use crate::peer_address::PeerAddressError;
 use crate::proto::RaftMessage;
 use crate::proto::SnapshotHeader;
 use crate::proto::raft_client::RaftClient;
+use crate::snapshot_chunks::ReadFailure;
 use crate::snapshot_chunks::SNAPSHOT_CHUNK_BYTES;
 use crate::snapshot_chunks::SnapshotChunks;
+use crate::snapshot_chunks::snapshot_stream;
 use crate::status_mapping::CallContext;
 use crate::tls_config_cell::TlsConfigCell;
 use crate::wire;
@@ -183,7 +185,8 @@ impl PeerClient {
         wire::decode(&payload, rpc.name()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
-    /// Streams the snapshot to the peer and waits for the peer to install it.
+    /// Streams the snapshot from its file to the peer, one chunk at a time, and waits for the
+    /// peer to install it.
     async fn send_snapshot(
         &self,
         vote: Vote,
@@ -192,17 +195,27 @@ impl PeerClient {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.grpc_client()?;
 
+        let total_len = snapshot.snapshot.len();
         let header = SnapshotHeader {
             vote: wire::encode(&vote, "Vote").map_err(|e| NetworkError::new(&e))?,
             meta: wire::encode(&snapshot.meta, "SnapshotMeta")
                 .map_err(|e| NetworkError::new(&e))?,
-            total_len: snapshot.snapshot.len() as u64,
+            total_len,
         };
-        let chunks = SnapshotChunks::new(header, snapshot.snapshot, SNAPSHOT_CHUNK_BYTES);
+        let chunks = SnapshotChunks::new(snapshot.snapshot, SNAPSHOT_CHUNK_BYTES);
+        let read_failure = ReadFailure::default();
 
-        let mut grpc_request = tonic::Request::new(tokio_stream::iter(chunks));
+        let mut grpc_request =
+            tonic::Request::new(snapshot_stream(header, chunks, read_failure.clone()));
         grpc_request.set_timeout(context.deadline);
 
+        tracing::info!(
+            source = self.source,
+            target = self.target,
+            snapshot = %snapshot.meta,
+            bytes = total_len,
+            "sending snapshot"
+        );
         let response =
             match tokio::time::timeout(context.deadline, client.install_snapshot(grpc_request))
                 .await
@@ -210,6 +223,9 @@ impl PeerClient {
                 Ok(Ok(response)) => response,
                 Ok(Err(status)) => {
                     self.log_failure("install_snapshot", &status);
+                    if let Some(error) = take_read_failure(&read_failure) {
+                        return Err(self.read_failed(error));
+                    }
                     return Err(context.streaming_error(&status));
                 }
                 Err(_elapsed) => {
@@ -217,9 +233,27 @@ impl PeerClient {
                     return Err(StreamingError::Timeout(context.timeout()));
                 }
             };
+        tracing::info!(
+            source = self.source,
+            target = self.target,
+            snapshot = %snapshot.meta,
+            bytes = total_len,
+            "sent snapshot"
+        );
 
         let payload = response.into_inner().postcard;
         wire::decode(&payload, "SnapshotResponse").map_err(|e| NetworkError::new(&e).into())
+    }
+
+    /// Logs a failed read of the local snapshot file and converts it for openraft.
+    fn read_failed(&self, error: std::io::Error) -> StreamingError<TypeConfig> {
+        tracing::warn!(
+            source = self.source,
+            target = self.target,
+            %error,
+            "reading the snapshot file failed while sending it"
+        );
+        NetworkError::new(&error).into()
     }
 
     // openraft 0.10.0-alpha.37 logs failed heartbeats and replication RPCs itself, and retries
@@ -246,8 +280,16 @@ impl PeerClient {
     }
 }
 
+/// Takes the error that ended a snapshot stream early, if a read failed.
+fn take_read_failure(failure: &ReadFailure) -> Option<std::io::Error> {
+    failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerClient {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = keyfleet_raft::SnapshotData;
 
     async fn append_entries(
         &mut self,

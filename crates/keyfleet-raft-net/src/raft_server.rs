@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyfleet_raft::Raft;
+use keyfleet_raft::SnapshotDir;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -64,9 +65,14 @@ type ServeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
 
 impl RaftServer {
-    /// Binds `addr` for the Raft service of `raft`. Port 0 binds an ephemeral port, which
-    /// [`RaftServer::local_addr`] returns.
-    pub async fn bind(addr: SocketAddr, raft: Raft) -> Result<Self, ServerError> {
+    /// Binds `addr` for the Raft service of `raft`, which receives snapshots into
+    /// `snapshots`, the directory of its state machine's snapshot files. Port 0 binds an
+    /// ephemeral port, which [`RaftServer::local_addr`] returns.
+    pub async fn bind(
+        addr: SocketAddr,
+        raft: Raft,
+        snapshots: SnapshotDir,
+    ) -> Result<Self, ServerError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -75,7 +81,7 @@ impl RaftServer {
         Ok(Self {
             listener,
             local_addr,
-            service: RaftService::new(raft),
+            service: RaftService::new(raft, snapshots),
             tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         })
@@ -87,10 +93,11 @@ impl RaftServer {
     pub async fn bind_tls(
         addr: SocketAddr,
         raft: Raft,
+        snapshots: SnapshotDir,
         tls: Arc<TlsConfigCell<ServerConfig>>,
     ) -> Result<Self, ServerError> {
-        let mut server = Self::bind(addr, raft.clone()).await?;
-        server.service = RaftService::with_peer_identity_check(raft);
+        let mut server = Self::bind(addr, raft.clone(), snapshots.clone()).await?;
+        server.service = RaftService::with_peer_identity_check(raft, snapshots);
         server.tls = Some(tls);
         Ok(server)
     }
@@ -186,13 +193,18 @@ fn finish(
     }
 }
 
-/// Binds `addr` and serves the Raft RPCs of `raft` until `shutdown` completes; see
-/// [`RaftServer::serve_with_shutdown`].
-pub async fn serve_raft<F>(addr: SocketAddr, raft: Raft, shutdown: F) -> Result<(), ServerError>
+/// Binds `addr` and serves the Raft RPCs of `raft`, which receives snapshots into `snapshots`,
+/// until `shutdown` completes; see [`RaftServer::serve_with_shutdown`].
+pub async fn serve_raft<F>(
+    addr: SocketAddr,
+    raft: Raft,
+    snapshots: SnapshotDir,
+    shutdown: F,
+) -> Result<(), ServerError>
 where
     F: Future<Output = ()> + Send,
 {
-    RaftServer::bind(addr, raft)
+    RaftServer::bind(addr, raft, snapshots)
         .await?
         .serve_with_shutdown(shutdown)
         .await
@@ -214,13 +226,14 @@ mod tests {
     use crate::proto::raft_client::RaftClient;
     use crate::proto::snapshot_chunk::Kind;
 
-    async fn single_node(dir: &std::path::Path) -> Raft {
+    async fn single_node(dir: &std::path::Path) -> (Raft, keyfleet_raft::SnapshotDir) {
         let (log_store, state_machine) = open_node_storage(dir).expect("open the redb stores");
+        let snapshots = state_machine.snapshot_dir();
         let config = openraft::Config::default()
             .validate()
             .expect("default config is valid");
 
-        Raft::new(
+        let raft = Raft::new(
             1,
             Arc::new(config),
             GrpcNetworkFactory::new(1),
@@ -228,7 +241,8 @@ mod tests {
             state_machine,
         )
         .await
-        .expect("create the Raft node")
+        .expect("create the Raft node");
+        (raft, snapshots)
     }
 
     /// Metadata of a snapshot up to log index 1, written in term 1 by node 1.
@@ -258,9 +272,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_ends_despite_open_stream() {
         let dir = tempfile::tempdir().expect("create a data directory");
-        let raft = single_node(dir.path()).await;
+        let (raft, snapshots) = single_node(dir.path()).await;
 
-        let server = RaftServer::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), raft.clone())
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let server = RaftServer::bind(listen, raft.clone(), snapshots)
             .await
             .expect("bind the server")
             .with_shutdown_grace(Duration::from_millis(200));
@@ -293,6 +308,47 @@ mod tests {
         );
 
         open_stream.abort();
+        raft.shutdown().await.expect("shut the Raft node down");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_snapshot_stream_rejected() {
+        let dir = tempfile::tempdir().expect("create a data directory");
+        let (raft, snapshots) = single_node(dir.path()).await;
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let server = RaftServer::bind(listen, raft.clone(), snapshots)
+            .await
+            .expect("bind the server")
+            .with_shutdown_grace(Duration::from_millis(200));
+        let addr = server.local_addr();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_task = tokio::spawn(server.serve_with_shutdown(async {
+            let _ = stop_rx.await;
+        }));
+        let mut first = RaftClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect to the server");
+        let mut second = first.clone();
+
+        let open_stream =
+            tokio::spawn(async move { first.install_snapshot(endless_snapshot_stream()).await });
+        // Give the first stream time to reach the server and take the permit.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rejected = second
+            .install_snapshot(endless_snapshot_stream())
+            .await
+            .expect_err("a second snapshot stream was accepted");
+
+        assert_eq!(rejected.code(), tonic::Code::Unavailable, "{rejected:?}");
+        assert!(
+            rejected.message().contains("receiving another snapshot"),
+            "{rejected:?}"
+        );
+        assert!(!open_stream.is_finished(), "the first stream ended");
+
+        open_stream.abort();
+        let _ = stop_tx.send(());
+        let _ = server_task.await;
         raft.shutdown().await.expect("shut the Raft node down");
     }
 }

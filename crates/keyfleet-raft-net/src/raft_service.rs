@@ -2,8 +2,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keyfleet_raft::Raft;
+use keyfleet_raft::Snapshot;
+use keyfleet_raft::SnapshotDir;
 use rustls::pki_types::CertificateDer;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -14,15 +17,21 @@ use crate::proto::RaftMessage;
 use crate::proto::SnapshotChunk;
 use crate::proto::raft_server;
 use crate::service_error::ServiceError;
-use crate::snapshot_receiver::receive_snapshot;
+use crate::snapshot_receiver::receive_data;
+use crate::snapshot_receiver::receive_header;
 use crate::wire;
 
 /// The `keyfleet.raft.v1.Raft` gRPC service: decodes each request and hands it to the local
 /// Raft node.
+///
+/// It writes an incoming snapshot to a temporary file in the node's snapshot directory, and
+/// receives one snapshot at a time, so incoming snapshots take the disk space of one at most.
 #[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
     check_peer_identity: bool,
+    snapshots: SnapshotDir,
+    receiving: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for RaftService {
@@ -32,20 +41,23 @@ impl std::fmt::Debug for RaftService {
 }
 
 impl RaftService {
-    /// Creates the service for `raft`.
-    pub fn new(raft: Raft) -> Self {
+    /// Creates the service for `raft`, which receives snapshots into `snapshots`, the
+    /// directory of its state machine's snapshot files.
+    pub fn new(raft: Raft, snapshots: SnapshotDir) -> Self {
         Self {
             raft,
             check_peer_identity: false,
+            snapshots,
+            receiving: Arc::new(Semaphore::new(1)),
         }
     }
 
     /// Creates the service for `raft` behind mutual TLS: every RPC must come over a connection
     /// whose client certificate names the node that the request names as its sender.
-    pub fn with_peer_identity_check(raft: Raft) -> Self {
+    pub fn with_peer_identity_check(raft: Raft, snapshots: SnapshotDir) -> Self {
         Self {
-            raft,
             check_peer_identity: true,
+            ..Self::new(raft, snapshots)
         }
     }
 
@@ -165,25 +177,42 @@ impl RaftService {
         encode_response(&response, "TransferLeaderResponse")
     }
 
+    /// Checks the header and the sender, writes the data to a file and checks it, then hands it
+    /// to Raft. The permit to receive is held until Raft has installed the snapshot, because the
+    /// received file takes disk space until then.
     async fn handle_install_snapshot(
         &self,
         certs: Option<PeerCerts>,
-        stream: Streaming<SnapshotChunk>,
+        mut stream: Streaming<SnapshotChunk>,
     ) -> Result<Response<RaftMessage>, ServiceError> {
-        // NOTE: the sender's id is in the stream's header, so a fleet node may stream up to
-        // MAX_SNAPSHOT_BYTES under another node's id before this check rejects it.
-        let (vote, snapshot) = receive_snapshot(stream).await?;
-        self.check_peer(certs.as_ref(), voter(&vote))?;
+        let header = receive_header(&mut stream).await?;
+        self.check_peer(certs.as_ref(), voter(&header.vote))?;
+        let _permit = self
+            .receiving
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::SnapshotBusy)?;
 
         tracing::info!(
-            snapshot = %snapshot.meta,
-            len = snapshot.snapshot.len(),
+            snapshot = %header.meta,
+            bytes = header.total_len,
+            "receiving snapshot"
+        );
+        let (data, records) = receive_data(&mut stream, header.total_len, &self.snapshots).await?;
+        tracing::info!(
+            snapshot = %header.meta,
+            bytes = data.len(),
+            records,
             "received snapshot"
         );
 
+        let snapshot = Snapshot {
+            meta: header.meta,
+            snapshot: data,
+        };
         let response = self
             .raft
-            .install_full_snapshot(vote, snapshot)
+            .install_full_snapshot(header.vote, snapshot)
             .await
             .map_err(|fatal| ServiceError::RaftStopped(fatal.into()))?;
 

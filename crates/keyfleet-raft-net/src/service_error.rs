@@ -1,3 +1,4 @@
+use keyfleet_raft::IncomingSnapshotError;
 use keyfleet_raft::TypeConfig;
 use openraft::errors::RaftError;
 use tonic::Status;
@@ -19,9 +20,18 @@ pub(crate) enum ServiceError {
     #[error("invalid snapshot: {0}")]
     InvalidSnapshotLength(String),
 
-    /// The reassembled snapshot data is not a vault image this node can install.
+    /// The received snapshot data breaks the snapshot layout or its digest.
     #[error("invalid snapshot data: {0}")]
     InvalidSnapshotData(String),
+
+    /// This node is receiving another snapshot. It receives one at a time, which bounds the
+    /// disk space that incoming snapshots take.
+    #[error("this node is receiving another snapshot; retry after it is installed")]
+    SnapshotBusy,
+
+    /// This node cannot store the snapshot: its disk is too full, or writing the file failed.
+    #[error("this node cannot store the snapshot: {0}")]
+    SnapshotStorage(String),
 
     /// The client's stream failed before it ended.
     #[error("snapshot stream failed: {0}")]
@@ -48,8 +58,8 @@ pub(crate) enum ServiceError {
 impl ServiceError {
     /// Converts the error into the status returned to the client.
     ///
-    /// A stopped node returns `Unavailable`, which the client maps to openraft's `Unreachable`
-    /// so the sender backs off.
+    /// A stopped node, and a node that cannot take a snapshot now, return `Unavailable`, which
+    /// the client maps to openraft's `Unreachable` so the sender backs off.
     pub(crate) fn to_status(&self) -> Status {
         let message = self.to_string();
 
@@ -61,7 +71,25 @@ impl ServiceError {
             ServiceError::StreamFailed(status) => Status::new(status.code(), message),
             ServiceError::EncodeResponse(_) => Status::internal(message),
             ServiceError::PeerIdentity { .. } => Status::permission_denied(message),
-            ServiceError::RaftStopped(_) => Status::unavailable(message),
+            ServiceError::RaftStopped(_)
+            | ServiceError::SnapshotBusy
+            | ServiceError::SnapshotStorage(_) => Status::unavailable(message),
+        }
+    }
+}
+
+impl From<IncomingSnapshotError> for ServiceError {
+    fn from(error: IncomingSnapshotError) -> Self {
+        match error {
+            IncomingSnapshotError::TooLong { .. } | IncomingSnapshotError::TooShort { .. } => {
+                ServiceError::InvalidSnapshotLength(error.to_string())
+            }
+            IncomingSnapshotError::Invalid(invalid) => {
+                ServiceError::InvalidSnapshotData(invalid.to_string())
+            }
+            IncomingSnapshotError::NoSpace { .. }
+            | IncomingSnapshotError::Io(_)
+            | IncomingSnapshotError::Store(_) => ServiceError::SnapshotStorage(error.to_string()),
         }
     }
 }

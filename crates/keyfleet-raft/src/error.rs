@@ -39,6 +39,30 @@ pub enum StoreError {
         source: io::Error,
     },
 
+    /// Creating, writing, renaming, syncing or removing a snapshot file failed.
+    #[error(
+        "snapshot file operation failed on {path}: {source}; check the free space and \
+         permissions of the data directory"
+    )]
+    SnapshotIo {
+        /// Path of the file or directory.
+        path: PathBuf,
+        /// Error from the file system.
+        source: io::Error,
+    },
+
+    /// Snapshot data breaks the snapshot layout or its digest.
+    #[error("invalid snapshot data: {0}")]
+    InvalidSnapshot(#[from] crate::snapshot_format::SnapshotFormatError),
+
+    /// The state machine records a current snapshot file name that is not one this crate
+    /// writes.
+    #[error(
+        "the recorded snapshot file name {0:?} is invalid; the state machine file is corrupt, \
+         restore the node from a snapshot"
+    )]
+    InvalidSnapshotFileName(String),
+
     /// A redb transaction, table or commit failed.
     #[error("redb operation failed: {0}")]
     Redb(#[from] redb::Error),
@@ -141,7 +165,9 @@ impl From<StoreError> for io::Error {
             | StoreError::InvalidStoredUserId(_)
             | StoreError::MissingDedupEntry { .. }
             | StoreError::EmptySnapshot
-            | StoreError::UnsupportedSnapshotFormat { .. } => io::ErrorKind::InvalidData,
+            | StoreError::UnsupportedSnapshotFormat { .. }
+            | StoreError::InvalidSnapshotFileName(_) => io::ErrorKind::InvalidData,
+            StoreError::InvalidSnapshot(error) if !error.is_io() => io::ErrorKind::InvalidData,
             _ => io::ErrorKind::Other,
         };
 

@@ -8,14 +8,15 @@ use crate::fleet::FleetRecord;
 use crate::record::UserRecord;
 use crate::user_id::UserId;
 
-/// Version of the snapshot data layout, stored as the first byte of every snapshot.
+/// Version of the encoding of a [`VaultImage`], stored as its first byte. Raft snapshots used it
+/// up to version 3, and operator snapshot files and `Restore` commands still carry it.
 ///
-/// Raise it whenever [`VaultImage`] or a type inside it changes its encoding.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// Raise it whenever [`VaultImage`] or a type inside it changes its encoding, past
+/// [`crate::SNAPSHOT_FORMAT_VERSION`] so the two layouts never share a version byte.
+pub const IMAGE_FORMAT_VERSION: u8 = 3;
 
-/// The previous snapshot data layout, without a validation bundle, which this build still
-/// decodes.
-const SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE: u8 = 2;
+/// The previous image layout, without a validation bundle, which this build still decodes.
+const IMAGE_FORMAT_VERSION_WITHOUT_BUNDLE: u8 = 2;
 
 /// The whole vault state, as carried in a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +43,12 @@ struct ImageWithoutBundle {
 }
 
 impl VaultImage {
-    /// Encodes the image as snapshot data: [`SNAPSHOT_FORMAT_VERSION`] and then the postcard
+    /// Encodes the image: [`IMAGE_FORMAT_VERSION`] and then the postcard
     /// encoding of the image.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        postcard::to_extend(self, vec![SNAPSHOT_FORMAT_VERSION]).map_err(|source| {
-            StoreError::Encode {
-                value_name: "snapshot image",
-                source,
-            }
+        postcard::to_extend(self, vec![IMAGE_FORMAT_VERSION]).map_err(|source| StoreError::Encode {
+            value_name: "snapshot image",
+            source,
         })
     }
 
@@ -59,7 +58,7 @@ impl VaultImage {
             return Err(StoreError::EmptySnapshot);
         };
 
-        if version == SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE {
+        if version == IMAGE_FORMAT_VERSION_WITHOUT_BUNDLE {
             let old: ImageWithoutBundle = crate::error::decode(body, "snapshot image")?;
             return Ok(Self {
                 users: old.users,
@@ -69,10 +68,10 @@ impl VaultImage {
             });
         }
 
-        if version != SNAPSHOT_FORMAT_VERSION {
+        if version != IMAGE_FORMAT_VERSION {
             return Err(StoreError::UnsupportedSnapshotFormat {
                 found: version,
-                expected: SNAPSHOT_FORMAT_VERSION,
+                expected: IMAGE_FORMAT_VERSION,
             });
         }
 
@@ -97,7 +96,7 @@ mod tests {
             fleet: None,
             dedup: Vec::new(),
         };
-        let data = postcard::to_extend(&old, vec![SNAPSHOT_FORMAT_VERSION_WITHOUT_BUNDLE]).unwrap();
+        let data = postcard::to_extend(&old, vec![IMAGE_FORMAT_VERSION_WITHOUT_BUNDLE]).unwrap();
 
         let image = VaultImage::decode(&data).unwrap();
 

@@ -10,12 +10,17 @@
 //!
 //! # Files
 //!
-//! A node keeps two redb files in its data directory (see [`open_node_storage`]):
+//! A node keeps two redb files and a directory in its data directory (see
+//! [`open_node_storage`]):
 //!
 //! - [`LOG_FILE_NAME`] contains the vote, the committed log id, the last purged log id and the
 //!   log.
 //! - [`STATE_MACHINE_FILE_NAME`] contains the vault tables, the last applied log id, the last
-//!   membership and the current snapshot.
+//!   membership and the metadata and file name of the current snapshot.
+//! - [`SNAPSHOT_DIR_NAME`] contains the current snapshot's file, in the layout of
+//!   [`SNAPSHOT_FORMAT_VERSION`], and temporary files of snapshots being built, received or
+//!   installed. Snapshots are written, sent, received and installed in a streaming pass, so
+//!   their memory use does not grow with the number of users.
 //!
 //! They are two files because redb allows one write transaction per database at a time, and
 //! openraft runs log writes and state machine writes as separate tasks. With one file, every log
@@ -32,10 +37,12 @@
 
 mod bundle_record;
 mod command;
+mod current_snapshot;
 mod dedup_entry;
 mod error;
 mod fleet;
 mod image;
+mod incoming_snapshot;
 mod log_store;
 mod memory_tables;
 mod node_addresses;
@@ -49,8 +56,15 @@ mod response;
 mod restore;
 mod sealed_blob;
 mod snapshot_builder;
+mod snapshot_data;
+mod snapshot_decoder;
+mod snapshot_dir;
+mod snapshot_encoder;
 mod snapshot_file;
+mod snapshot_format;
+mod snapshot_installer;
 mod state_machine;
+mod temp_snapshot_file;
 mod type_config;
 mod user_id;
 pub mod vault;
@@ -63,12 +77,15 @@ pub use dedup_entry::DedupEntry;
 pub use error::StoreError;
 pub use fleet::FleetRecord;
 pub use fleet::MAX_FLEET_ID_LEN;
-pub use image::SNAPSHOT_FORMAT_VERSION;
+pub use image::IMAGE_FORMAT_VERSION;
 pub use image::VaultImage;
+pub use incoming_snapshot::IncomingSnapshot;
+pub use incoming_snapshot::IncomingSnapshotError;
 pub use log_store::LogStore;
 pub use memory_tables::MemoryTables;
 pub use node_addresses::NodeAddresses;
 pub use node_storage::LOG_FILE_NAME;
+pub use node_storage::SNAPSHOT_DIR_NAME;
 pub use node_storage::STATE_MACHINE_FILE_NAME;
 pub use node_storage::open_node_storage;
 pub use quorum_recovery::QuorumRecovery;
@@ -91,10 +108,16 @@ pub use response::RestoreOutcome;
 pub use sealed_blob::MAX_SEALED_BLOB_LEN;
 pub use sealed_blob::SealedBlob;
 pub use snapshot_builder::SnapshotBuilder;
+pub use snapshot_data::SnapshotData;
+pub use snapshot_data::SnapshotDataReader;
+pub use snapshot_dir::SnapshotDir;
 pub use snapshot_file::SNAPSHOT_FILE_VERSION;
 pub use snapshot_file::SnapshotFile;
 pub use snapshot_file::SnapshotFileError;
+pub use snapshot_format::SNAPSHOT_FORMAT_VERSION;
+pub use snapshot_format::SnapshotFormatError;
 pub use state_machine::StateMachineStore;
+pub use state_machine::snapshot_dir_path;
 pub use type_config::Entry;
 pub use type_config::LogId;
 pub use type_config::NodeId;

@@ -1,5 +1,7 @@
 //! The vault tables in the state machine's redb file.
 
+use std::io::Write;
+
 use redb::ReadTransaction;
 use redb::ReadableTable;
 use redb::ReadableTableMetadata;
@@ -21,6 +23,8 @@ use crate::redb_io::get_value;
 use crate::redb_io::put_value;
 use crate::request_id::RequestId;
 use crate::response::Response;
+use crate::snapshot_encoder::SnapshotEncoder;
+use crate::snapshot_format::SnapshotItem;
 use crate::user_id::UserId;
 use crate::vault::VaultTables;
 
@@ -67,31 +71,14 @@ impl<'txn> RedbTables<'txn> {
         })
     }
 
-    /// Replaces the contents of every vault table with `image`.
-    pub(crate) fn replace_with(&mut self, image: &VaultImage) -> Result<(), StoreError> {
-        self.users.retain(|_, _| false)?;
-        self.fleet.retain(|_, _| false)?;
-        self.bundle.retain(|_, _| false)?;
-        self.dedup.retain(|_, _| false)?;
-        self.dedup_by_index.retain(|_, _| false)?;
-
-        for (user, record) in &image.users {
-            self.put_user(user, record)?;
+    /// Inserts one record of snapshot data into the tables.
+    pub(crate) fn insert_item(&mut self, item: &SnapshotItem) -> Result<(), StoreError> {
+        match item {
+            SnapshotItem::Fleet(fleet) => self.put_fleet(fleet),
+            SnapshotItem::Bundle(bundle) => self.put_bundle(bundle),
+            SnapshotItem::User(user, record) => self.put_user(user, record),
+            SnapshotItem::Dedup(entry) => self.insert_dedup_entry(entry),
         }
-
-        if let Some(fleet) = &image.fleet {
-            self.put_fleet(fleet)?;
-        }
-
-        if let Some(bundle) = &image.bundle {
-            self.put_bundle(bundle)?;
-        }
-
-        for entry in &image.dedup {
-            self.insert_dedup_entry(entry)?;
-        }
-
-        Ok(())
     }
 }
 
@@ -231,6 +218,43 @@ pub(crate) fn read_image(txn: &ReadTransaction) -> Result<VaultImage, StoreError
     }
 
     Ok(image)
+}
+
+/// Writes every vault table in `txn` to `encoder`, one record at a time, in the order of the
+/// snapshot layout.
+pub(crate) fn encode_vault_tables<W: Write>(
+    txn: &ReadTransaction,
+    encoder: &mut SnapshotEncoder<W>,
+) -> Result<(), StoreError> {
+    if let Some(fleet) = read_fleet(txn)? {
+        encoder.write_fleet(&fleet)?;
+    }
+    if let Some(bundle) = read_bundle(txn)? {
+        encoder.write_bundle(&bundle)?;
+    }
+
+    let users = txn.open_table(USERS)?;
+    for row in users.range(..)? {
+        let (user, record) = row?;
+        let user = UserId::new(user.value()).map_err(StoreError::InvalidStoredUserId)?;
+        let record: UserRecord = decode(record.value(), "user record")?;
+        encoder.write_user(&user, &record)?;
+    }
+
+    let dedup = txn.open_table(DEDUP)?;
+    let dedup_by_index = txn.open_table(DEDUP_BY_INDEX)?;
+    for row in dedup_by_index.range(..)? {
+        let (log_index, id) = row?;
+        let Some(entry) = dedup.get(id.value())? else {
+            return Err(StoreError::MissingDedupEntry {
+                log_index: log_index.value(),
+            });
+        };
+        let entry: DedupEntry = decode(entry.value(), "dedup entry")?;
+        encoder.write_dedup(&entry)?;
+    }
+
+    Ok(())
 }
 
 /// Copies every vault table from `from` to `to`, for a rewrite of the state machine file.

@@ -29,6 +29,9 @@ const HASH_LEN: usize = 32;
 ///
 /// The digest detects corruption and accidental edits. It is no signature: whoever can write the
 /// file can recompute it, so keep snapshot files where only operators can write them.
+///
+/// NOTE: the file is built, checked and sent whole in memory, in one gRPC message of at most
+/// 64 MiB, so save and restore fail for a vault larger than that (an estimated 100,000 users).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotFile {
     /// Fleet id of the image's fleet setup, empty when the image has none.

@@ -13,11 +13,15 @@ use redb::Database;
 use redb::Durability;
 use redb::ReadTransaction;
 use redb::ReadableDatabase;
+use redb::ReadableTable;
 use redb::TableDefinition;
 use redb::WriteTransaction;
 use tokio::sync::watch;
 
 use crate::bundle_record::BundleRecord;
+use crate::current_snapshot::SNAPSHOT;
+use crate::current_snapshot::read_current_snapshot;
+use crate::current_snapshot::remove_legacy_snapshot;
 use crate::error::StoreError;
 use crate::error::report;
 use crate::fleet::FleetRecord;
@@ -49,6 +53,12 @@ use crate::response::LockOutcome;
 use crate::response::Response;
 use crate::response::RestoreOutcome;
 use crate::snapshot_builder::SnapshotBuilder;
+use crate::snapshot_data::SnapshotData;
+use crate::snapshot_dir::SnapshotDir;
+use crate::snapshot_dir::snapshot_io;
+use crate::snapshot_installer::InstallTarget;
+use crate::snapshot_installer::install;
+use crate::snapshot_installer::remove_stale_install;
 use crate::type_config::Entry;
 use crate::type_config::LogId;
 use crate::type_config::Snapshot;
@@ -60,10 +70,7 @@ use crate::vault::DEDUP_CAPACITY;
 use crate::vault::apply_request;
 
 /// The last applied log id and the last applied membership.
-const APPLIED: NamedValues = TableDefinition::new("raft_applied");
-
-/// The current snapshot: its metadata and its data.
-const SNAPSHOT: NamedValues = TableDefinition::new("raft_snapshot");
+pub(crate) const APPLIED: NamedValues = TableDefinition::new("raft_applied");
 
 const LAST_APPLIED_KEY: &str = "last_applied_log_id";
 const LAST_MEMBERSHIP_KEY: &str = "last_membership";
@@ -72,11 +79,9 @@ const LAST_MEMBERSHIP_KEY: &str = "last_membership";
 const LAST_ERASURE_KEY: &str = "last_erasure_index";
 /// Log index that the last finished compaction covered.
 const LAST_COMPACTED_KEY: &str = "last_compacted_index";
-const SNAPSHOT_META_KEY: &str = "meta";
-const SNAPSHOT_DATA_KEY: &str = "data";
 
-/// Raft state machine in a redb file: the vault tables, the applied state and the current
-/// snapshot.
+/// Raft state machine in a redb file: the vault tables, the applied state and the record of the
+/// current snapshot.
 ///
 /// An apply batch writes every entry's changes, the last applied log id and the last membership
 /// in one write transaction, and sends the entries' responses after that commit. That commit
@@ -85,13 +90,17 @@ const SNAPSHOT_DATA_KEY: &str = "data";
 /// that loses the last applied batches therefore rolls the file back to an earlier applied
 /// state, and Raft applies the same entries again at restart. Snapshot builds and installs
 /// commit durably, and the log is purged only up to a snapshot, so every entry past the durable
-/// applied state is still in this node's log or comes again from the leader. A snapshot install replaces the vault tables, the
-/// applied state and the current snapshot in one transaction, so a crash leaves either the old
-/// state or the new one.
+/// applied state is still in this node's log or comes again from the leader.
+///
+/// The current snapshot is a file in the snapshot directory next to this file (see
+/// [`snapshot_dir_path`]), and this file records its metadata and name. A snapshot install
+/// builds a fresh state machine file and renames it over this one, so a crash leaves either the
+/// old state or the new one (see `snapshot_installer.rs`).
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
     db: SharedDatabase,
     path: Arc<PathBuf>,
+    snapshots: SnapshotDir,
     dedup_capacity: u64,
     erasures: Arc<watch::Sender<u64>>,
     fleet_changes: Arc<watch::Sender<u64>>,
@@ -115,15 +124,25 @@ impl StateMachineStore {
     /// Opens the state machine file and remembers the last `dedup_capacity` request ids.
     ///
     /// Every node of a fleet must use the same capacity, or their states can diverge.
+    ///
+    /// It removes what a crash may have left: the temporary file of a rewrite or an install,
+    /// temporary snapshot files, and snapshot files other than the current one.
     pub fn open_with_dedup_capacity(path: &Path, dedup_capacity: u64) -> Result<Self, StoreError> {
-        remove_stale_rewrite(path)?;
+        // redb locks the file, so another process that has it open fails here before the
+        // temporary files of its own rewrite or install are touched.
         let db = create_database(path)?;
+        remove_stale_rewrite(path)?;
+        remove_stale_install(path)?;
 
         create_tables(&db)?;
+        remove_legacy_snapshot_data(&db)?;
+        let snapshots = SnapshotDir::open(&snapshot_dir_path(path))?;
+        remove_unreferenced_snapshots(&db, &snapshots, true)?;
 
         Ok(Self {
             db: share(db),
             path: Arc::new(path.to_owned()),
+            snapshots,
             dedup_capacity,
             erasures: Arc::new(watch::Sender::new(0)),
             fleet_changes: Arc::new(watch::Sender::new(0)),
@@ -138,9 +157,13 @@ impl StateMachineStore {
     /// `covered` is the erase index that the whole round (snapshot, log purge and this rewrite)
     /// covers; it is recorded so that [`StateMachineStore::erasure_to_compact`] stops returning
     /// it.
+    ///
+    /// It also removes every snapshot file but the current one, so that no older snapshot with
+    /// erased records stays on disk.
     pub async fn compact(&self, covered: u64) -> Result<(), StoreError> {
         let db = self.db.clone();
         let path = self.path.clone();
+        let snapshots = self.snapshots.clone();
 
         run_blocking(move || {
             let mut db = exclusive(&db);
@@ -152,22 +175,19 @@ impl StateMachineStore {
             })?;
 
             let txn = begin_durable_write(&db)?;
-            {
-                let mut table = txn.open_table(APPLIED)?;
-                let compacted: Option<u64> =
-                    get_value(&table, LAST_COMPACTED_KEY, "last compacted index")?;
-                let compacted = compacted.unwrap_or(0).max(covered);
-                put_value(
-                    &mut table,
-                    LAST_COMPACTED_KEY,
-                    &compacted,
-                    "last compacted index",
-                )?;
-            }
+            let compacted = read_last_compacted(&txn.open_table(APPLIED)?)?.max(covered);
+            record_compacted(&txn, compacted)?;
             txn.commit()?;
-            Ok(())
+
+            remove_unreferenced_snapshots(&db, &snapshots, false)
         })
         .await
+    }
+
+    /// Returns the directory of this store's snapshot files, where a node also receives the
+    /// snapshots that peers send.
+    pub fn snapshot_dir(&self) -> SnapshotDir {
+        self.snapshots.clone()
     }
 
     /// Returns the index of an applied erase or installed snapshot that no finished compaction
@@ -177,7 +197,8 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             let table = txn.open_table(APPLIED)?;
             let erased: Option<u64> = get_value(&table, LAST_ERASURE_KEY, "last erasure index")?;
             let compacted: Option<u64> =
@@ -230,7 +251,8 @@ impl StateMachineStore {
         let db = self.db.clone();
 
         run_blocking(move || {
-            let txn = shared(&db).begin_read()?;
+            let db = shared(&db);
+            let txn = db.begin_read()?;
             let (last_applied, _) = read_applied_state(&txn)?;
             Ok((last_applied, read_image(&txn)?))
         })
@@ -254,8 +276,14 @@ impl StateMachineStore {
     }
 }
 
+/// Returns the path of the snapshot directory of the state machine file at `path`: the file's
+/// path with the extension `snapshots`.
+pub fn snapshot_dir_path(path: &Path) -> PathBuf {
+    path.with_extension("snapshots")
+}
+
 /// Creates the tables that do not exist yet, so read transactions can open them.
-fn create_tables(db: &Database) -> Result<(), StoreError> {
+pub(crate) fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = begin_durable_write(db)?;
 
     txn.open_table(APPLIED)?;
@@ -279,7 +307,7 @@ pub(crate) fn read_applied_state(
     Ok((last_applied.flatten(), membership.unwrap_or_default()))
 }
 
-fn write_applied_state(
+pub(crate) fn write_applied_state(
     txn: &WriteTransaction,
     last_applied: &Option<LogId>,
     membership: Option<&StoredMembership>,
@@ -389,66 +417,79 @@ fn erases_blobs(response: &Response) -> bool {
     )
 }
 
-/// Replaces the vault tables, the applied state and the current snapshot in one durable
-/// transaction.
-fn install(db: &Database, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
-    let image = VaultImage::decode(&data)?;
-    let txn = begin_durable_write(db)?;
-
-    RedbTables::open(&txn)?.replace_with(&image)?;
-    write_applied_state(&txn, &meta.last_log_id, Some(&meta.last_membership))?;
-    write_current_snapshot(&txn, &meta, &data)?;
-    record_erasure(&txn, meta.last_log_id.map_or(0, |log_id| log_id.index))?;
-
-    txn.commit()?;
-    Ok(())
-}
-
 /// Records `index` as the last erase, for [`StateMachineStore::erasure_to_compact`].
-fn record_erasure(txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
+pub(crate) fn record_erasure(txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
     let mut table = txn.open_table(APPLIED)?;
 
     put_value(&mut table, LAST_ERASURE_KEY, &index, "last erasure index")
 }
 
-/// Stores `meta` and `data` as the current snapshot.
-pub(crate) fn write_current_snapshot(
-    txn: &WriteTransaction,
-    meta: &SnapshotMeta,
-    data: &[u8],
-) -> Result<(), StoreError> {
-    let mut table = txn.open_table(SNAPSHOT)?;
+/// Reads the log index that the last finished compaction covered, 0 before the first.
+pub(crate) fn read_last_compacted<T>(applied: &T) -> Result<u64, StoreError>
+where
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    let compacted: Option<u64> = get_value(applied, LAST_COMPACTED_KEY, "last compacted index")?;
 
-    put_value(&mut table, SNAPSHOT_META_KEY, meta, "snapshot meta")?;
-    table.insert(SNAPSHOT_DATA_KEY, data)?;
+    Ok(compacted.unwrap_or(0))
+}
 
+/// Records `index` as the log index that the last finished compaction covered.
+pub(crate) fn record_compacted(txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
+    let mut table = txn.open_table(APPLIED)?;
+
+    put_value(
+        &mut table,
+        LAST_COMPACTED_KEY,
+        &index,
+        "last compacted index",
+    )
+}
+
+/// Removes a current snapshot that an earlier build stored inside the state machine file.
+fn remove_legacy_snapshot_data(db: &Database) -> Result<(), StoreError> {
+    let txn = begin_durable_write(db)?;
+
+    if remove_legacy_snapshot(&txn)? {
+        tracing::info!("removed a snapshot stored in the state machine file by an earlier build");
+    }
+    txn.commit()?;
     Ok(())
 }
 
-/// Reads the current snapshot's metadata.
-pub(crate) fn read_current_snapshot_meta(
-    txn: &WriteTransaction,
-) -> Result<Option<SnapshotMeta>, StoreError> {
-    let table = txn.open_table(SNAPSHOT)?;
+/// Removes every snapshot file but the current one, and with `temporary` also the temporary
+/// files, which only a crash leaves behind when no other call on the store runs.
+fn remove_unreferenced_snapshots(
+    db: &Database,
+    snapshots: &SnapshotDir,
+    temporary: bool,
+) -> Result<(), StoreError> {
+    let _files = snapshots.lock_files();
+    let txn = db.begin_read()?;
+    let current = read_current_snapshot(&txn.open_table(SNAPSHOT)?)?;
 
-    get_value(&table, SNAPSHOT_META_KEY, "snapshot meta")
+    snapshots.remove_unreferenced(
+        current.as_ref().map(|current| current.file_name.as_str()),
+        temporary,
+    )?;
+    Ok(())
 }
 
-fn read_current_snapshot(db: &Database) -> Result<Option<Snapshot>, StoreError> {
+/// Opens the current snapshot's file.
+fn open_current_snapshot(
+    db: &Database,
+    snapshots: &SnapshotDir,
+) -> Result<Option<Snapshot>, StoreError> {
+    let _files = snapshots.lock_files();
     let txn = db.begin_read()?;
-    let table = txn.open_table(SNAPSHOT)?;
-
-    let Some(meta) = get_value(&table, SNAPSHOT_META_KEY, "snapshot meta")? else {
+    let Some(current) = read_current_snapshot(&txn.open_table(SNAPSHOT)?)? else {
         return Ok(None);
     };
 
-    let data = match redb::ReadableTable::get(&table, SNAPSHOT_DATA_KEY)? {
-        Some(guard) => guard.value().to_vec(),
-        None => Vec::new(),
-    };
-
+    let path = snapshots.file_path(&current.file_name);
+    let data = SnapshotData::open(&path).map_err(|source| snapshot_io(&path, source))?;
     Ok(Some(Snapshot {
-        meta,
+        meta: current.meta,
         snapshot: data,
     }))
 }
@@ -462,10 +503,7 @@ fn send_responses(responders: Vec<Option<ApplyResponder<TypeConfig>>>, responses
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    // NOTE: a snapshot is built, stored as one redb value and sent as one in-memory buffer, so
-    // the decoded vault and its encoding must fit in memory at once. A much larger vault needs a
-    // chunked format.
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -523,26 +561,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder::new(self.db.clone())
+        SnapshotBuilder::new(self.db.clone(), self.snapshots.clone())
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Vec<u8>,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        tracing::info!(snapshot = %meta, "installing snapshot");
+        tracing::info!(snapshot = %meta, bytes = snapshot.len(), "installing snapshot");
 
         let db = self.db.clone();
-        let meta = meta.clone();
-
-        let installed_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
-        run_blocking(move || install(&shared(&db), meta, snapshot))
-            .await
-            .map_err(report("install snapshot"))?;
+        let path = self.path.clone();
+        let snapshots = self.snapshots.clone();
+        let installed = meta.clone();
+        let records = run_blocking(move || {
+            let target = InstallTarget {
+                db: &db,
+                path: &path,
+                snapshots: &snapshots,
+            };
+            install(&target, &installed, &snapshot)
+        })
+        .await
+        .map_err(report("install snapshot"))?;
+        tracing::info!(snapshot = %meta, records, "installed snapshot");
 
         // The replaced tables may have held blobs that the snapshot no longer has, for example
         // those of a record locked while this node was down, so compact as after an erase.
+        let installed_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         self.erasures.send_replace(installed_index);
         self.fleet_changes.send_replace(installed_index);
         Ok(())
@@ -551,7 +598,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let db = self.db.clone();
 
-        run_blocking(move || read_current_snapshot(&shared(&db)))
+        let snapshots = self.snapshots.clone();
+
+        run_blocking(move || open_current_snapshot(&shared(&db), &snapshots))
             .await
             .map_err(report("read current snapshot"))
     }

@@ -33,8 +33,8 @@ pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata: the last log id and the membership the snapshot includes.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
-/// Snapshot with its data: a format version byte followed by an encoded [`crate::VaultImage`].
-pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+/// Snapshot with its data, a file in the layout of [`crate::SNAPSHOT_FORMAT_VERSION`].
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, crate::SnapshotData>;
 
 /// Raft node handle over the keyfleet state machine.
 pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;

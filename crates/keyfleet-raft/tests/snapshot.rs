@@ -1,5 +1,6 @@
-//! A snapshot built on one state machine and installed on another gives the same state, and the
-//! current snapshot survives a reopen.
+//! A snapshot built on one state machine and installed on another gives the same state, the
+//! current snapshot survives a reopen, invalid data changes nothing, and no snapshot file but the
+//! current one stays on disk.
 
 mod common;
 
@@ -13,11 +14,16 @@ use common::normal_entry;
 use common::publish_bundle;
 use common::register;
 use common::user;
+use keyfleet_raft::SNAPSHOT_DIR_NAME;
 use keyfleet_raft::SNAPSHOT_FORMAT_VERSION;
+use keyfleet_raft::STATE_MACHINE_FILE_NAME;
+use keyfleet_raft::SnapshotData;
 use keyfleet_raft::StateMachineStore;
 use keyfleet_raft::open_node_storage;
 use openraft::RaftSnapshotBuilder;
 use openraft::storage::RaftStateMachine;
+use std::path::Path;
+use std::path::PathBuf;
 
 fn leader_entries() -> Vec<keyfleet_raft::Entry> {
     vec![
@@ -32,10 +38,34 @@ fn leader_entries() -> Vec<keyfleet_raft::Entry> {
     ]
 }
 
-async fn leader_with_state(dir: &std::path::Path) -> StateMachineStore {
+async fn leader_with_state(dir: &Path) -> StateMachineStore {
     let (_log_store, mut state_machine) = open_node_storage(dir).unwrap();
     apply(&mut state_machine, leader_entries()).await.unwrap();
     state_machine
+}
+
+/// Reads the whole snapshot data; the snapshots in these tests are small.
+fn bytes_of(data: &SnapshotData) -> Vec<u8> {
+    let len = usize::try_from(data.len()).unwrap();
+    data.read_chunk(0, len).unwrap()
+}
+
+/// Returns the names of the files in the snapshot directory under `data_dir`, sorted.
+fn snapshot_files(data_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_dir.join(SNAPSHOT_DIR_NAME))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writes `bytes` to a new file under `dir` and opens it as snapshot data.
+fn data_from_bytes(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, SnapshotData) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let data = SnapshotData::open(&path).unwrap();
+    (path, data)
 }
 
 #[tokio::test]
@@ -48,7 +78,12 @@ async fn snapshot_install_gives_identical_state() {
     let mut builder = leader.get_snapshot_builder().await;
     let snapshot = builder.build_snapshot().await.unwrap();
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 8)));
-    assert_eq!(snapshot.snapshot[0], SNAPSHOT_FORMAT_VERSION);
+    assert_eq!(bytes_of(&snapshot.snapshot)[0], SNAPSHOT_FORMAT_VERSION);
+    assert_eq!(
+        snapshot.snapshot.validate().unwrap(),
+        7,
+        "2 users and 5 dedup entries"
+    );
 
     follower
         .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
@@ -68,7 +103,8 @@ async fn snapshot_install_gives_identical_state() {
 
     let current = follower.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, snapshot.meta);
-    assert_eq!(current.snapshot, snapshot.snapshot);
+    assert_eq!(bytes_of(&current.snapshot), bytes_of(&snapshot.snapshot));
+    assert_eq!(snapshot_files(follower_dir.path()).len(), 1);
 }
 
 #[tokio::test]
@@ -154,7 +190,7 @@ async fn current_snapshot_survives_reopen() {
     let (_follower_log, mut follower) = open_node_storage(follower_dir.path()).unwrap();
     let current = follower.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, built.meta);
-    assert_eq!(current.snapshot, built.snapshot);
+    assert_eq!(bytes_of(&current.snapshot), bytes_of(&built.snapshot));
 
     let (_leader_log, mut leader) = open_node_storage(leader_dir.path()).unwrap();
     let current = leader.get_current_snapshot().await.unwrap().unwrap();
@@ -178,17 +214,17 @@ async fn snapshot_with_unknown_format_rejected() {
     .unwrap();
     let before = follower.vault_image().await.unwrap();
 
-    let mut snapshot = leader
+    let snapshot = leader
         .get_snapshot_builder()
         .await
         .build_snapshot()
         .await
         .unwrap();
-    snapshot.snapshot[0] = SNAPSHOT_FORMAT_VERSION + 1;
+    let mut bytes = bytes_of(&snapshot.snapshot);
+    bytes[0] = SNAPSHOT_FORMAT_VERSION + 1;
+    let (_, data) = data_from_bytes(leader_dir.path(), "unknown-format", &bytes);
 
-    let result = follower
-        .install_snapshot(&snapshot.meta, snapshot.snapshot)
-        .await;
+    let result = follower.install_snapshot(&snapshot.meta, data).await;
 
     let error = result.expect_err("a snapshot of an unknown format was installed");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
@@ -198,6 +234,14 @@ async fn snapshot_with_unknown_format_rejected() {
         Some(log_id(1, 1))
     );
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
+    assert_eq!(snapshot_files(follower_dir.path()), Vec::<String>::new());
+    assert!(
+        !follower_dir
+            .path()
+            .join(format!("{STATE_MACHINE_FILE_NAME}.install"))
+            .exists(),
+        "a failed install left its fresh state machine file"
+    );
 }
 
 #[tokio::test]
@@ -240,4 +284,235 @@ async fn snapshot_carries_the_bundle() {
         reopened.bundle().await.unwrap().map(|bundle| bundle.epoch),
         Some(4)
     );
+}
+
+#[tokio::test]
+async fn corrupt_or_truncated_snapshot_changes_nothing() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut leader = leader_with_state(leader_dir.path()).await;
+    let (_follower_log, mut follower) = open_node_storage(follower_dir.path()).unwrap();
+    apply(
+        &mut follower,
+        vec![normal_entry(1, 1, register(90, "carol", 3))],
+    )
+    .await
+    .unwrap();
+    let before = follower.vault_image().await.unwrap();
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let bytes = bytes_of(&snapshot.snapshot);
+
+    let mut flipped_last = bytes.clone();
+    *flipped_last.last_mut().unwrap() ^= 0x01;
+    let mut flipped_middle = bytes.clone();
+    flipped_middle[bytes.len() / 2] ^= 0x01;
+    let mut extended = bytes.clone();
+    extended.push(0);
+    let cases = [
+        ("empty", Vec::new()),
+        ("version only", bytes[..1].to_vec()),
+        ("cut in a record", bytes[..bytes.len() / 2].to_vec()),
+        ("cut in the digest", bytes[..bytes.len() - 1].to_vec()),
+        ("flipped digest bit", flipped_last),
+        ("flipped record bit", flipped_middle),
+        ("trailing byte", extended),
+    ];
+
+    for (case, corrupt) in cases {
+        let (path, data) = data_from_bytes(leader_dir.path(), "corrupt", &corrupt);
+        assert!(data.validate().is_err(), "{case}: validation passed");
+
+        let result = follower.install_snapshot(&snapshot.meta, data).await;
+
+        let error = result.expect_err(case);
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::InvalidData,
+            "{case}: {error}"
+        );
+        assert_eq!(follower.vault_image().await.unwrap(), before, "{case}");
+        assert!(
+            follower.get_current_snapshot().await.unwrap().is_none(),
+            "{case}"
+        );
+        assert_eq!(
+            snapshot_files(follower_dir.path()),
+            Vec::<String>::new(),
+            "{case}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn newer_snapshot_removes_older_file() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = leader_with_state(leader_dir.path()).await;
+
+    let first = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let first_files = snapshot_files(leader_dir.path());
+    apply(
+        &mut leader,
+        vec![normal_entry(1, 9, register(9, "dave", 3))],
+    )
+    .await
+    .unwrap();
+    let second = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let second_files = snapshot_files(leader_dir.path());
+
+    assert_eq!(first_files.len(), 1, "{first_files:?}");
+    assert_eq!(second_files.len(), 1, "{second_files:?}");
+    assert_ne!(
+        first_files, second_files,
+        "the second build kept the first file"
+    );
+    assert_eq!(second.meta.last_log_id, Some(log_id(1, 9)));
+    // The replaced snapshot's handle still reads its data after its file name is gone.
+    assert_eq!(first.snapshot.validate().unwrap(), 7);
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    let (_follower_log, mut follower) = open_node_storage(follower_dir.path()).unwrap();
+    apply(&mut follower, leader_entries()).await.unwrap();
+    follower
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let own_files = snapshot_files(follower_dir.path());
+    follower
+        .install_snapshot(&second.meta, second.snapshot.clone())
+        .await
+        .unwrap();
+    let installed_files = snapshot_files(follower_dir.path());
+
+    assert_eq!(own_files.len(), 1, "{own_files:?}");
+    assert_eq!(installed_files.len(), 1, "{installed_files:?}");
+    assert_ne!(
+        own_files, installed_files,
+        "the install kept the older file"
+    );
+}
+
+#[tokio::test]
+async fn open_removes_stale_snapshot_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = {
+        let mut leader = leader_with_state(dir.path()).await;
+        leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap()
+    };
+    let current_files = snapshot_files(dir.path());
+    let snapshot_dir = dir.path().join(SNAPSHOT_DIR_NAME);
+    // What a crash can leave: a partial build, a partial receive, an older snapshot file, and
+    // the fresh state machine file of an interrupted install.
+    std::fs::write(snapshot_dir.join("build-1-2-3.tmp"), b"partial").unwrap();
+    std::fs::write(snapshot_dir.join("incoming-1-2-3.tmp"), b"partial").unwrap();
+    std::fs::write(
+        snapshot_dir.join("snapshot-00000000000000000003-1-2-3.snap"),
+        b"old",
+    )
+    .unwrap();
+    std::fs::write(snapshot_dir.join("operator-notes.txt"), b"kept").unwrap();
+    let install_file = dir
+        .path()
+        .join(format!("{STATE_MACHINE_FILE_NAME}.install"));
+    std::fs::write(&install_file, b"partial").unwrap();
+
+    let (_log, mut reopened) = open_node_storage(dir.path()).unwrap();
+
+    let mut expected = current_files.clone();
+    expected.push("operator-notes.txt".to_owned());
+    expected.sort();
+    assert_eq!(snapshot_files(dir.path()), expected);
+    assert!(
+        !install_file.exists(),
+        "the interrupted install's file is still there"
+    );
+    let current = reopened.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(bytes_of(&current.snapshot), bytes_of(&built.snapshot));
+}
+
+#[tokio::test]
+async fn compact_removes_unreferenced_snapshot_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = leader_with_state(dir.path()).await;
+    leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let current_files = snapshot_files(dir.path());
+    let stray = dir
+        .path()
+        .join(SNAPSHOT_DIR_NAME)
+        .join("snapshot-00000000000000000002-1-2-3.snap");
+    std::fs::write(&stray, b"older snapshot with erased records").unwrap();
+
+    leader.compact(8).await.unwrap();
+
+    assert_eq!(snapshot_files(dir.path()), current_files);
+    assert_eq!(leader.erasure_to_compact().await.unwrap(), 0);
+    assert!(leader.get_current_snapshot().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn snapshot_stored_in_redb_is_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(leader_with_state(dir.path()).await);
+    {
+        // An earlier build kept the current snapshot's metadata and data in this table.
+        let db = redb::Database::open(dir.path().join(STATE_MACHINE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition: redb::TableDefinition<&str, &[u8]> =
+                redb::TableDefinition::new("raft_snapshot");
+            let mut table = txn.open_table(definition).unwrap();
+            let meta = keyfleet_raft::SnapshotMeta {
+                last_log_id: Some(log_id(1, 8)),
+                ..keyfleet_raft::SnapshotMeta::default()
+            };
+            let meta = postcard::to_stdvec(&meta).unwrap();
+            table.insert("meta", meta.as_slice()).unwrap();
+            table.insert("data", [3u8, 0, 0, 0].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let (_log, mut reopened) = open_node_storage(dir.path()).unwrap();
+
+    assert!(reopened.get_current_snapshot().await.unwrap().is_none());
+    assert_eq!(
+        reopened.applied_state().await.unwrap().0,
+        Some(log_id(1, 8)),
+        "the applied state was lost with the snapshot"
+    );
+    let built = reopened
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 8)));
 }

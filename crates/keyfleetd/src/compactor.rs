@@ -1,8 +1,8 @@
 //! Prompt compaction after an erase: a locked or deleted record's sealed blobs stay in the
 //! Raft log entries that wrote them, in the current snapshot, and in freed pages of both redb
-//! files, until all are replaced. Each node builds a snapshot past every applied erase, purges
-//! its log up to that snapshot (the log store rewrites its file on every purge), and rewrites
-//! its state machine file.
+//! files, until all are replaced. Each node builds a snapshot past every applied erase, which
+//! removes the older snapshot's file, purges its log up to that snapshot (the log store
+//! rewrites its file on every purge), and rewrites its state machine file.
 //!
 //! NOTE: rewriting the state machine file blocks applies while it runs, and its cost grows with
 //! the number of records. Erases that arrive during a round share the next round, but a steady

@@ -86,11 +86,13 @@ impl RunningNode {
         .await
         .context("starting Raft")?;
 
+        let snapshots = state_machine.snapshot_dir();
         let raft_server = match &tls {
             Some(tls) => {
-                RaftServer::bind_tls(config.raft_listen, raft.clone(), tls.raft_server()).await
+                let tls = tls.raft_server();
+                RaftServer::bind_tls(config.raft_listen, raft.clone(), snapshots, tls).await
             }
-            None => RaftServer::bind(config.raft_listen, raft.clone()).await,
+            None => RaftServer::bind(config.raft_listen, raft.clone(), snapshots).await,
         }
         .with_context(|| format!("binding the Raft service to {}", config.raft_listen))?;
         let (stop_raft, raft_stopped) = oneshot::channel::<()>();

@@ -1017,33 +1017,52 @@ async fn register_and_erase(
     acknowledged
 }
 
-/// Returns the files under `dir` whose names are not one of the two store files. A store
-/// rewrite in progress has a temporary `.rewrite` file of its own, which is expected.
+/// Returns the files under `dir` whose names are not one of the two store files or the
+/// snapshot directory, and the files in the snapshot directory that are not snapshot files. A
+/// store rewrite or a snapshot install in progress has a temporary file of its own, and a
+/// snapshot build or receive a temporary `.tmp` file, which are expected.
 fn unexpected_files(dir: &Path) -> Vec<String> {
     let expected = [
         keyfleet_raft::LOG_FILE_NAME,
         keyfleet_raft::STATE_MACHINE_FILE_NAME,
+        keyfleet_raft::SNAPSHOT_DIR_NAME,
     ];
 
-    std::fs::read_dir(dir)
+    let mut unexpected: Vec<String> = std::fs::read_dir(dir)
         .expect("read the data directory")
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| !expected.contains(&name.as_str()))
         .filter(|name| !is_rewrite_in_progress(name))
-        .collect()
+        .collect();
+    unexpected.extend(
+        std::fs::read_dir(dir.join(keyfleet_raft::SNAPSHOT_DIR_NAME))
+            .expect("read the snapshot directory")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.ends_with(".snap") && !name.ends_with(".tmp")),
+    );
+    unexpected
 }
 
-/// Counts the temporary rewrite files under `dir`.
+/// Counts the temporary files of rewrites, installs and snapshots under `dir`.
 fn rewrite_files(dir: &Path) -> usize {
+    let snapshot_temps = std::fs::read_dir(dir.join(keyfleet_raft::SNAPSHOT_DIR_NAME))
+        .expect("read the snapshot directory")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+
     std::fs::read_dir(dir)
         .expect("read the data directory")
         .flatten()
         .filter(|entry| is_rewrite_in_progress(&entry.file_name().to_string_lossy()))
         .count()
+        + snapshot_temps
 }
 
-/// Returns true for the temporary file of a rewrite of one of the two stores.
+/// Returns true for the temporary file of a rewrite of one of the two stores, or of a snapshot
+/// install into the state machine.
 fn is_rewrite_in_progress(name: &str) -> bool {
     [
         keyfleet_raft::LOG_FILE_NAME,
@@ -1051,6 +1070,7 @@ fn is_rewrite_in_progress(name: &str) -> bool {
     ]
     .iter()
     .any(|store| name == format!("{store}.rewrite"))
+        || name == format!("{}.install", keyfleet_raft::STATE_MACHINE_FILE_NAME)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1093,16 +1113,16 @@ async fn killed_fleet_keeps_acknowledged_writes() {
         let unexpected = unexpected_files(&cluster.data_dir(id));
         assert!(
             unexpected.is_empty(),
-            "node {id} left files other than its two stores: {unexpected:?}"
+            "node {id} left files other than its two stores and snapshots: {unexpected:?}"
         );
 
-        // A rewrite's temporary file is there only while the rewrite runs: one left from the
-        // kill is removed when the store opens.
+        // A rewrite's or a snapshot's temporary file is there only while it is written: one
+        // left from the kill is removed when the store opens.
         let deadline = Instant::now() + WAIT;
         while rewrite_files(&cluster.data_dir(id)) > 0 {
             assert!(
                 Instant::now() < deadline,
-                "node {id} kept a .rewrite file for {WAIT:?}"
+                "node {id} kept a temporary file for {WAIT:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -107,7 +107,7 @@ impl Running {
         .await
         .expect("create the Raft node");
 
-        let server = RaftServer::bind(listen, raft.clone())
+        let server = RaftServer::bind(listen, raft.clone(), state_machine.snapshot_dir())
             .await
             .expect("bind the Raft gRPC server");
         let addr = server.local_addr();
