@@ -80,7 +80,9 @@ pub struct RaftSettings {
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
     pub election_timeout_max_ms: u64,
-    /// Number of applied entries after which a new snapshot is built.
+    /// Number of applied entries after which a new snapshot is built. Each snapshot writes every
+    /// record, so its cost grows with the number of users, while the log it lets the node purge
+    /// holds a few hundred bytes per entry.
     pub snapshot_after_logs: u64,
     /// Number of log entries kept behind the last snapshot, so slow followers can catch up
     /// without a snapshot transfer.
@@ -100,7 +102,7 @@ impl Default for RaftSettings {
             heartbeat_interval_ms: 250,
             election_timeout_min_ms: 1_000,
             election_timeout_max_ms: 2_000,
-            snapshot_after_logs: 5_000,
+            snapshot_after_logs: 100_000,
             max_in_snapshot_log_to_keep: 1_000,
             write_timeout_ms: 5_000,
             snapshot_transfer_timeout_ms: 60_000,
