@@ -221,6 +221,19 @@ impl PeerClient {
                 .await
             {
                 Ok(Ok(response)) => response,
+                Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                    // The receiver checked the data and rejected it: this node's snapshot file
+                    // is damaged, and retrying sends the same bytes.
+                    tracing::warn!(
+                        source = self.source,
+                        target = self.target,
+                        snapshot = %snapshot.meta,
+                        message = status.message(),
+                        "the target rejected this node's snapshot as invalid; restart this node \
+                         to drop its snapshot file and build a new one"
+                    );
+                    return Err(context.streaming_error(&status));
+                }
                 Ok(Err(status)) => {
                     self.log_failure("install_snapshot", &status);
                     if let Some(error) = take_read_failure(&read_failure) {

@@ -60,6 +60,15 @@ pub(crate) fn write_current_snapshot(
     )
 }
 
+/// Removes the current snapshot's record, so that the store has no current snapshot.
+pub(crate) fn remove_current_snapshot(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SNAPSHOT)?;
+
+    table.remove(META_KEY)?;
+    table.remove(FILE_KEY)?;
+    Ok(())
+}
+
 /// Removes a current snapshot that an earlier build stored as one value in the table, and
 /// returns whether there was one. Raft builds a new snapshot when it needs one.
 pub(crate) fn remove_legacy_snapshot(txn: &WriteTransaction) -> Result<bool, StoreError> {

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::bundle_record::BundleRecord;
 use crate::current_snapshot::SNAPSHOT;
 use crate::current_snapshot::read_current_snapshot;
+use crate::current_snapshot::remove_current_snapshot;
 use crate::current_snapshot::remove_legacy_snapshot;
 use crate::error::StoreError;
 use crate::error::report;
@@ -137,6 +138,7 @@ impl StateMachineStore {
         create_tables(&db)?;
         remove_legacy_snapshot_data(&db)?;
         let snapshots = SnapshotDir::open(&snapshot_dir_path(path))?;
+        drop_unreadable_snapshot(&db, &snapshots)?;
         remove_unreferenced_snapshots(&db, &snapshots, true)?;
 
         Ok(Self {
@@ -457,6 +459,39 @@ fn remove_legacy_snapshot_data(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Drops the current snapshot when its file is missing or fails its check, so that the node
+/// starts without it. openraft builds a new snapshot at start when the log is purged past the
+/// applied state, and otherwise when its policy or a compaction asks for one.
+fn drop_unreadable_snapshot(db: &Database, snapshots: &SnapshotDir) -> Result<(), StoreError> {
+    let current = {
+        let txn = db.begin_read()?;
+        read_current_snapshot(&txn.open_table(SNAPSHOT)?)?
+    };
+    let Some(current) = current else {
+        return Ok(());
+    };
+
+    let path = snapshots.file_path(&current.file_name);
+    let problem = match SnapshotData::open(&path) {
+        Ok(data) => data.validate().err().map(|error| error.to_string()),
+        Err(error) => Some(error.to_string()),
+    };
+    let Some(problem) = problem else {
+        return Ok(());
+    };
+
+    tracing::error!(
+        path = %path.display(),
+        snapshot = %current.meta,
+        error = %problem,
+        "the current snapshot file is unreadable; dropping it, a new snapshot will be built"
+    );
+    let txn = begin_durable_write(db)?;
+    remove_current_snapshot(&txn)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Removes every snapshot file but the current one, and with `temporary` also the temporary
 /// files, which only a crash leaves behind when no other call on the store runs.
 fn remove_unreferenced_snapshots(
@@ -488,6 +523,11 @@ fn open_current_snapshot(
 
     let path = snapshots.file_path(&current.file_name);
     let data = SnapshotData::open(&path).map_err(|source| snapshot_io(&path, source))?;
+
+    // NOTE: the file is checked at open, not here, because a check reads the whole file and
+    // openraft calls this on the state machine worker, which would stop applying meanwhile. A
+    // file damaged while the node runs is sent as it is, each receiver rejects it, and the
+    // sender logs the rejection until a restart drops the file.
     Ok(Some(Snapshot {
         meta: current.meta,
         snapshot: data,

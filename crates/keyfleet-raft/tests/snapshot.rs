@@ -516,3 +516,66 @@ async fn snapshot_stored_in_redb_is_dropped_at_open() {
         .unwrap();
     assert_eq!(built.meta.last_log_id, Some(log_id(1, 8)));
 }
+
+/// Builds a snapshot in `dir`, lets `damage` change its file, reopens the store and returns
+/// whether it has a current snapshot and the files left in the snapshot directory.
+async fn reopen_after_damage(damage: impl FnOnce(&Path)) -> (bool, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut leader = leader_with_state(dir.path()).await;
+        leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    }
+    let files = snapshot_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    damage(&dir.path().join(SNAPSHOT_DIR_NAME).join(&files[0]));
+
+    let (_log, mut reopened) = open_node_storage(dir.path()).unwrap();
+
+    let current = reopened.get_current_snapshot().await.unwrap();
+    (current.is_some(), snapshot_files(dir.path()))
+}
+
+#[tokio::test]
+async fn open_drops_missing_snapshot_file() {
+    let (has_current, files) =
+        reopen_after_damage(|file| std::fs::remove_file(file).unwrap()).await;
+
+    assert!(!has_current, "a snapshot without its file is still current");
+    assert!(files.is_empty(), "{files:?}");
+}
+
+#[tokio::test]
+async fn open_drops_damaged_snapshot_file() {
+    let (has_current, files) = reopen_after_damage(|file| {
+        let mut bytes = std::fs::read(file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(file, bytes).unwrap();
+    })
+    .await;
+
+    assert!(!has_current, "a damaged snapshot is still current");
+    assert!(files.is_empty(), "{files:?}");
+}
+
+#[tokio::test]
+async fn open_drops_truncated_snapshot_file() {
+    let (has_current, files) = reopen_after_damage(|file| {
+        let length = std::fs::metadata(file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_len(length / 2)
+            .unwrap();
+    })
+    .await;
+
+    assert!(!has_current, "a truncated snapshot is still current");
+    assert!(files.is_empty(), "{files:?}");
+}
