@@ -11,8 +11,10 @@ use crate::snapshot_format::SnapshotFormatError;
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Free space, in bytes, that a node keeps beyond what an incoming snapshot needs, so the Raft
-/// log and the state machine can still write while the snapshot is received and installed.
-const FREE_SPACE_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+/// log and the state machine can still write while the snapshot is received and installed. It
+/// is small so that a node on a small file system can still catch up by a snapshot: a node
+/// that cannot take one stays behind and no longer counts toward a quorum.
+const FREE_SPACE_RESERVE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Copies of the snapshot data that receiving and installing it keep on disk at once: the
 /// received file, the install's copy that becomes the current snapshot, and the fresh state
