@@ -11,13 +11,13 @@ use sha2::{Digest, Sha256};
 /// 8-byte expiry, plus the hash map's overhead.
 pub const DEFAULT_SIGNATURE_CACHE_CAPACITY: usize = 65_536;
 
-/// SHA-256 digests of whole tokens (header, payload and signature) whose signature verified,
-/// each with the token's "exp".
+/// SHA-256 digests of a public key and a whole token (header, payload and signature) that
+/// verified under that key, each with the token's "exp".
 ///
 /// A hit skips only the signature check. The caller still decodes the claims and checks the
 /// times on every call, so an expired token is rejected whether or not it is cached. The digest
-/// covers the signature, and a verifier never changes a tenant's key, so a cached token's
-/// signature verified under the key that the verifier still holds for its tenant.
+/// covers the key as well as the token, so verifiers that share the cache but trust different
+/// keys for a tenant do not accept each other's tokens.
 ///
 /// Only tokens with a valid signature are inserted, so callers without a tenant key cannot fill
 /// the cache. When it is full, an insert first drops the expired entries and, if none expired,
@@ -36,19 +36,19 @@ impl SignatureCache {
         }
     }
 
-    /// Returns whether `token`'s signature verified before.
-    pub(crate) fn contains(&self, token: &str) -> bool {
-        let digest = digest(token);
+    /// Returns whether `token`'s signature verified under `key` before.
+    pub(crate) fn contains(&self, key: &[u8; 32], token: &str) -> bool {
+        let digest = digest(key, token);
         self.lock().contains_key(&digest)
     }
 
-    /// Remembers that `token`'s signature verified. `expires_at` is its "exp" in Unix seconds,
-    /// and `now` the verifier's clock.
-    pub(crate) fn insert(&self, token: &str, expires_at: u64, now: u64) {
+    /// Remembers that `token`'s signature verified under `key`. `expires_at` is its "exp" in
+    /// Unix seconds, and `now` the verifier's clock.
+    pub(crate) fn insert(&self, key: &[u8; 32], token: &str, expires_at: u64, now: u64) {
         if self.capacity == 0 {
             return;
         }
-        let digest = digest(token);
+        let digest = digest(key, token);
         let mut entries = self.lock();
 
         if entries.len() >= self.capacity {
@@ -80,53 +80,66 @@ impl fmt::Debug for SignatureCache {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+fn digest(key: &[u8; 32], token: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(key);
+    hasher.update(token.as_bytes());
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [7; 32];
+
     #[test]
     fn remembers_inserted_tokens() {
         let cache = SignatureCache::new(4);
-        cache.insert("a.b.c", 100, 10);
+        cache.insert(&KEY, "a.b.c", 100, 10);
 
-        assert!(cache.contains("a.b.c"));
-        assert!(!cache.contains("a.b.d"));
+        assert!(cache.contains(&KEY, "a.b.c"));
+        assert!(!cache.contains(&KEY, "a.b.d"));
+    }
+
+    #[test]
+    fn entries_are_per_key() {
+        let cache = SignatureCache::new(4);
+        cache.insert(&KEY, "a.b.c", 100, 10);
+
+        assert!(!cache.contains(&[8; 32], "a.b.c"));
     }
 
     #[test]
     fn full_cache_drops_expired_first() {
         let cache = SignatureCache::new(2);
-        cache.insert("expired", 50, 10);
-        cache.insert("live", 200, 10);
+        cache.insert(&KEY, "expired", 50, 10);
+        cache.insert(&KEY, "live", 200, 10);
 
-        cache.insert("new", 300, 100);
+        cache.insert(&KEY, "new", 300, 100);
 
-        assert!(!cache.contains("expired"));
-        assert!(cache.contains("live"));
-        assert!(cache.contains("new"));
+        assert!(!cache.contains(&KEY, "expired"));
+        assert!(cache.contains(&KEY, "live"));
+        assert!(cache.contains(&KEY, "new"));
     }
 
     #[test]
     fn full_cache_without_expired_clears() {
         let cache = SignatureCache::new(2);
-        cache.insert("one", 500, 10);
-        cache.insert("two", 500, 10);
+        cache.insert(&KEY, "one", 500, 10);
+        cache.insert(&KEY, "two", 500, 10);
 
-        cache.insert("three", 500, 10);
+        cache.insert(&KEY, "three", 500, 10);
 
         assert_eq!(cache.len(), 1);
-        assert!(cache.contains("three"));
+        assert!(cache.contains(&KEY, "three"));
     }
 
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = SignatureCache::new(0);
-        cache.insert("a.b.c", 100, 10);
+        cache.insert(&KEY, "a.b.c", 100, 10);
 
-        assert!(!cache.contains("a.b.c"));
+        assert!(!cache.contains(&KEY, "a.b.c"));
     }
 }

@@ -99,10 +99,11 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::UnknownTenant {
                 tenant: claims.tenant.clone(),
             })?;
-        if !self.verified_signatures.contains(token) {
+        let key_bytes = key.verifying_key().as_bytes();
+        if !self.verified_signatures.contains(key_bytes, token) {
             check_signature(key.verifying_key(), &jws)?;
             self.verified_signatures
-                .insert(token, claims.expires_at, now_unix_secs);
+                .insert(key_bytes, token, claims.expires_at, now_unix_secs);
         }
 
         check_user_id(&claims.user)?;

@@ -744,3 +744,23 @@ fn verifier_without_cache_verifies() {
     assert!(verifier.verify(&token, NOW).is_ok());
     assert!(verifier.verify(&token, NOW).is_ok());
 }
+
+#[test]
+fn clones_with_other_key_reject() {
+    let key = TenantSigningKey::generate();
+    let other_key = TenantSigningKey::generate();
+    let empty = TokenVerifier::new(FLEET, MAX_LIFETIME);
+
+    let mut trusting_key = empty.clone();
+    trusting_key.trust(TENANT, key.public_key()).unwrap();
+    let mut trusting_other = empty.clone();
+    trusting_other
+        .trust(TENANT, other_key.public_key())
+        .unwrap();
+
+    let token = key.mint(&claims()).unwrap();
+    assert!(trusting_key.verify(&token, NOW).is_ok());
+
+    let error = trusting_other.verify(&token, NOW).unwrap_err();
+    assert!(matches!(error, TokenError::BadSignature), "{error:?}");
+}
