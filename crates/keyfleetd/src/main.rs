@@ -25,6 +25,8 @@ const USAGE: &str = "usage: keyfleetd --config PATH\n       \
     it. SIGHUP reloads the TLS certificates and keys.";
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
+
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|first| first == "keys") {
         return keyfleetd::keys::main(&args[1..]);
@@ -70,6 +72,34 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Malloc arenas glibc may create, unless `MALLOC_ARENA_MAX` is set in the environment.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS: libc::c_int = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`].
+///
+/// glibc gives each thread that meets contention its own arena, up to 8 per core, and rarely
+/// returns an arena's free pages to the system. Under load tokio's blocking pool grows to about
+/// a hundred threads, and a node measured at 100,000 users held 182 MiB resident with the
+/// default arenas and 146 MiB with 2 (`keyfleet bench`, 2 cores).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+
+    // SAFETY: `mallopt` only sets an allocator parameter. It runs first in `main`, before this
+    // process starts a thread or allocates from another one.
+    #[allow(unsafe_code)]
+    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
+    if accepted == 0 {
+        eprintln!("keyfleetd: mallopt(M_ARENA_MAX, {MALLOC_ARENAS}) failed; using glibc's default");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn config_path(args: &[String]) -> Result<PathBuf, String> {
     match args {
