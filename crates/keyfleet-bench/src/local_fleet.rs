@@ -46,8 +46,8 @@ const SOFTHSM_MODULES: &[&str] = &[
 /// Id of the node that [`LocalFleet::add_learner`] adds.
 const LEARNER_ID: NodeId = 4;
 
-/// Line that a node logs when it starts to install a snapshot from the leader.
-const SNAPSHOT_INSTALL_LOG: &str = "installing snapshot";
+/// Line that a node logs when it has installed a snapshot from the leader.
+const SNAPSHOT_INSTALL_LOG: &str = "installed snapshot";
 
 /// Catch-up of a new node: its id, the time it took and whether a snapshot was installed.
 #[derive(Debug, Clone)]

@@ -221,9 +221,9 @@ impl PeerClient {
                 .await
             {
                 Ok(Ok(response)) => response,
-                Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-                    // The receiver checked the data and rejected it: this node's snapshot file
-                    // is damaged, and retrying sends the same bytes.
+                Ok(Err(status)) if status.code() == tonic::Code::DataLoss => {
+                    // The receiver got the whole data and it failed its check, so this node's
+                    // snapshot file is damaged and a retry sends the same bytes.
                     tracing::warn!(
                         source = self.source,
                         target = self.target,

@@ -66,8 +66,9 @@ impl ServiceError {
         match self {
             ServiceError::InvalidRequest(_)
             | ServiceError::InvalidSnapshotStream(_)
-            | ServiceError::InvalidSnapshotLength(_)
-            | ServiceError::InvalidSnapshotData(_) => Status::invalid_argument(message),
+            | ServiceError::InvalidSnapshotLength(_) => Status::invalid_argument(message),
+            // The data arrived whole but fails its own check, so the sender's file is damaged.
+            ServiceError::InvalidSnapshotData(_) => Status::data_loss(message),
             ServiceError::StreamFailed(status) => Status::new(status.code(), message),
             ServiceError::EncodeResponse(_) => Status::internal(message),
             ServiceError::PeerIdentity { .. } => Status::permission_denied(message),

@@ -16,13 +16,13 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// that cannot take one stays behind and no longer counts toward a quorum.
 const FREE_SPACE_RESERVE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Copies of the snapshot data that receiving and installing it keep on disk at once: the
-/// received file, the install's copy that becomes the current snapshot, and the fresh state
-/// machine file.
-// NOTE: an estimate. The fresh redb file's size relative to the snapshot data has not been
-// measured, so a vault whose tables take more than the snapshot's size may still run out of
-// space during the install.
-const DISK_COPIES: u64 = 3;
+/// Space that receiving and installing a snapshot takes at once, in multiples of the snapshot's
+/// size: the received file, the install's copy that becomes the current snapshot, and the fresh
+/// state machine file, which a test measured at 1.24 to 1.97 times the snapshot's size for
+/// 20,000 to 1,000,000 users.
+// NOTE: the state machine file's size was measured on one machine with redb 5.0.0; the Raft log
+// also grows during an install, which only the reserve covers.
+const DISK_COPIES: u64 = 4;
 
 /// Failure to receive snapshot data from a peer.
 #[derive(Debug, thiserror::Error)]
@@ -172,10 +172,13 @@ mod tests {
     const MIB: u64 = 1024 * 1024;
 
     #[test]
-    fn space_for_three_copies_and_reserve_passes() {
+    fn space_for_copies_and_reserve_passes() {
         let total_len = 100 * MIB;
 
-        let result = check_space(total_len, 3 * total_len + FREE_SPACE_RESERVE_BYTES);
+        let result = check_space(
+            total_len,
+            DISK_COPIES * total_len + FREE_SPACE_RESERVE_BYTES,
+        );
 
         assert!(result.is_ok(), "{result:?}");
     }
@@ -183,7 +186,7 @@ mod tests {
     #[test]
     fn one_byte_short_is_rejected() {
         let total_len = 100 * MIB;
-        let required = 3 * total_len + FREE_SPACE_RESERVE_BYTES;
+        let required = DISK_COPIES * total_len + FREE_SPACE_RESERVE_BYTES;
 
         let result = check_space(total_len, required - 1);
 
