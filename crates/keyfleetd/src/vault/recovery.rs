@@ -288,6 +288,9 @@ impl VaultService {
         caller: &Caller,
         issued_at: RecordState,
     ) -> Result<Status, Status> {
+        // A lagging node's own state can show a lock that a later registration replaced, or miss
+        // one, so the record is read at the leader's commit index, as GetState reads it.
+        self.replica.linearize().await?;
         let record = self.replica.local_user(&caller.record).await?;
         let record = record.filter(|record| record.status != UserStatus::Deleted);
 
