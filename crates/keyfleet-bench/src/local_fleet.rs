@@ -46,8 +46,10 @@ const SOFTHSM_MODULES: &[&str] = &[
 /// Id of the node that [`LocalFleet::add_learner`] adds.
 const LEARNER_ID: NodeId = 4;
 
-/// Line that a node logs when it has installed a snapshot from the leader.
-const SNAPSHOT_INSTALL_LOG: &str = "installed snapshot";
+/// Line that a node logs when it starts to install a snapshot from the leader. The line that
+/// ends the install can still sit in the node's log buffer when `AddLearner` returns, and an
+/// install that fails leaves `AddLearner` failing, so the start line is the one to match.
+const SNAPSHOT_INSTALL_LOG: &str = "installing snapshot";
 
 /// Catch-up of a new node: its id, the time it took and whether a snapshot was installed.
 #[derive(Debug, Clone)]
