@@ -87,15 +87,40 @@ impl Drop for OwnedChild {
     }
 }
 
-/// Returns a free port on 127.0.0.1, found by binding port 0. Another process may take it
-/// before the caller binds it, and the caller then fails with the port named in its log.
-pub(crate) fn free_local_address() -> Result<SocketAddr, BenchError> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|error| BenchError::io("bind a free port on", "127.0.0.1", error))?;
+/// Ports the benchmark hands out: below Linux's default ephemeral range (32768 to 60999), so an
+/// outgoing connection never takes a killed node's port as its source port, which would keep
+/// the node from starting again on it. The test harness of `keyfleetd` uses 20000 to 32000.
+const BENCH_PORTS: std::ops::RangeInclusive<u16> = 10_000..=19_999;
 
-    listener
-        .local_addr()
-        .map_err(|error| BenchError::io("read the bound address of", "127.0.0.1", error))
+/// Attempts to find a free port before giving up.
+const PORT_ATTEMPTS: usize = 1_000;
+
+/// Returns a 127.0.0.1 address in [`BENCH_PORTS`] whose port was free a moment ago. Another
+/// process may take it before the caller binds it, and the caller then fails with the port named
+/// in its log.
+pub(crate) fn free_local_address() -> Result<SocketAddr, BenchError> {
+    use rand::Rng;
+
+    let mut rng = rand::thread_rng();
+    let mut last_error = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let port = rng.gen_range(BENCH_PORTS);
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => {
+                return listener.local_addr().map_err(|error| {
+                    BenchError::io("read the bound address of", "127.0.0.1", error)
+                });
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+
+    let error = last_error.unwrap_or_else(|| std::io::Error::other("no port tried"));
+    Err(BenchError::io(
+        "bind a free port in 10000-19999 on",
+        "127.0.0.1",
+        error,
+    ))
 }
 
 /// Returns the resident set size of process `pid` in MiB, from `/proc/PID/status`.
