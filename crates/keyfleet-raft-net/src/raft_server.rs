@@ -256,6 +256,30 @@ mod tests {
     }
 
     /// Builds a snapshot stream that sends a valid header and then never ends.
+    /// Serves `raft` on a free port with a 200 ms shutdown grace, until the returned sender
+    /// fires or is dropped.
+    async fn serve_until_stopped(
+        raft: &Raft,
+        snapshots: keyfleet_raft::SnapshotDir,
+    ) -> (
+        SocketAddr,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), ServerError>>,
+    ) {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let server = RaftServer::bind(listen, raft.clone(), snapshots)
+            .await
+            .expect("bind the server")
+            .with_shutdown_grace(Duration::from_millis(200));
+        let addr = server.local_addr();
+
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_task = tokio::spawn(server.serve_with_shutdown(async {
+            let _ = stop_rx.await;
+        }));
+        (addr, stop_tx, server_task)
+    }
+
     fn endless_snapshot_stream() -> impl futures_util::Stream<Item = SnapshotChunk> + Send {
         let header = SnapshotChunk {
             kind: Some(Kind::Header(SnapshotHeader {
@@ -273,18 +297,7 @@ mod tests {
     async fn shutdown_ends_despite_open_stream() {
         let dir = tempfile::tempdir().expect("create a data directory");
         let (raft, snapshots) = single_node(dir.path()).await;
-
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let server = RaftServer::bind(listen, raft.clone(), snapshots)
-            .await
-            .expect("bind the server")
-            .with_shutdown_grace(Duration::from_millis(200));
-        let addr = server.local_addr();
-
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server_task = tokio::spawn(server.serve_with_shutdown(async {
-            let _ = stop_rx.await;
-        }));
+        let (addr, stop_tx, server_task) = serve_until_stopped(&raft, snapshots).await;
 
         let mut client = RaftClient::connect(format!("http://{addr}"))
             .await
@@ -315,16 +328,7 @@ mod tests {
     async fn concurrent_snapshot_stream_rejected() {
         let dir = tempfile::tempdir().expect("create a data directory");
         let (raft, snapshots) = single_node(dir.path()).await;
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let server = RaftServer::bind(listen, raft.clone(), snapshots)
-            .await
-            .expect("bind the server")
-            .with_shutdown_grace(Duration::from_millis(200));
-        let addr = server.local_addr();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server_task = tokio::spawn(server.serve_with_shutdown(async {
-            let _ = stop_rx.await;
-        }));
+        let (addr, stop_tx, server_task) = serve_until_stopped(&raft, snapshots).await;
         let mut first = RaftClient::connect(format!("http://{addr}"))
             .await
             .expect("connect to the server");

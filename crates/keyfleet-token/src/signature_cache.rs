@@ -36,19 +36,17 @@ impl SignatureCache {
         }
     }
 
-    /// Returns whether `token`'s signature verified under `key` before.
-    pub(crate) fn contains(&self, key: &[u8; 32], token: &str) -> bool {
-        let digest = digest(key, token);
-        self.lock().contains_key(&digest)
+    /// Returns whether the token of `digest` (from [`token_digest`]) verified before.
+    pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.lock().contains_key(digest)
     }
 
-    /// Remembers that `token`'s signature verified under `key`. `expires_at` is its "exp" in
-    /// Unix seconds, and `now` the verifier's clock.
-    pub(crate) fn insert(&self, key: &[u8; 32], token: &str, expires_at: u64, now: u64) {
+    /// Remembers that the token of `digest` verified. `expires_at` is its "exp" in Unix
+    /// seconds, and `now` the verifier's clock.
+    pub(crate) fn insert(&self, digest: [u8; 32], expires_at: u64, now: u64) {
         if self.capacity == 0 {
             return;
         }
-        let digest = digest(key, token);
         let mut entries = self.lock();
 
         if entries.len() >= self.capacity {
@@ -80,7 +78,8 @@ impl fmt::Debug for SignatureCache {
     }
 }
 
-fn digest(key: &[u8; 32], token: &str) -> [u8; 32] {
+/// Returns the cache key of `token` under the public key `key`.
+pub(crate) fn token_digest(key: &[u8; 32], token: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(key);
     hasher.update(token.as_bytes());
@@ -96,50 +95,50 @@ mod tests {
     #[test]
     fn remembers_inserted_tokens() {
         let cache = SignatureCache::new(4);
-        cache.insert(&KEY, "a.b.c", 100, 10);
+        cache.insert(token_digest(&KEY, "a.b.c"), 100, 10);
 
-        assert!(cache.contains(&KEY, "a.b.c"));
-        assert!(!cache.contains(&KEY, "a.b.d"));
+        assert!(cache.contains(&token_digest(&KEY, "a.b.c")));
+        assert!(!cache.contains(&token_digest(&KEY, "a.b.d")));
     }
 
     #[test]
     fn entries_are_per_key() {
         let cache = SignatureCache::new(4);
-        cache.insert(&KEY, "a.b.c", 100, 10);
+        cache.insert(token_digest(&KEY, "a.b.c"), 100, 10);
 
-        assert!(!cache.contains(&[8; 32], "a.b.c"));
+        assert!(!cache.contains(&token_digest(&[8; 32], "a.b.c")));
     }
 
     #[test]
     fn full_cache_drops_expired_first() {
         let cache = SignatureCache::new(2);
-        cache.insert(&KEY, "expired", 50, 10);
-        cache.insert(&KEY, "live", 200, 10);
+        cache.insert(token_digest(&KEY, "expired"), 50, 10);
+        cache.insert(token_digest(&KEY, "live"), 200, 10);
 
-        cache.insert(&KEY, "new", 300, 100);
+        cache.insert(token_digest(&KEY, "new"), 300, 100);
 
-        assert!(!cache.contains(&KEY, "expired"));
-        assert!(cache.contains(&KEY, "live"));
-        assert!(cache.contains(&KEY, "new"));
+        assert!(!cache.contains(&token_digest(&KEY, "expired")));
+        assert!(cache.contains(&token_digest(&KEY, "live")));
+        assert!(cache.contains(&token_digest(&KEY, "new")));
     }
 
     #[test]
     fn full_cache_without_expired_clears() {
         let cache = SignatureCache::new(2);
-        cache.insert(&KEY, "one", 500, 10);
-        cache.insert(&KEY, "two", 500, 10);
+        cache.insert(token_digest(&KEY, "one"), 500, 10);
+        cache.insert(token_digest(&KEY, "two"), 500, 10);
 
-        cache.insert(&KEY, "three", 500, 10);
+        cache.insert(token_digest(&KEY, "three"), 500, 10);
 
         assert_eq!(cache.len(), 1);
-        assert!(cache.contains(&KEY, "three"));
+        assert!(cache.contains(&token_digest(&KEY, "three")));
     }
 
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = SignatureCache::new(0);
-        cache.insert(&KEY, "a.b.c", 100, 10);
+        cache.insert(token_digest(&KEY, "a.b.c"), 100, 10);
 
-        assert!(!cache.contains(&KEY, "a.b.c"));
+        assert!(!cache.contains(&token_digest(&KEY, "a.b.c")));
     }
 }

@@ -7,7 +7,7 @@ use crate::error::TokenError;
 use crate::ids::{check_tenant_id, check_user_id};
 use crate::jws::{check_signature, decode_compact};
 use crate::keys::TenantPublicKey;
-use crate::signature_cache::{DEFAULT_SIGNATURE_CACHE_CAPACITY, SignatureCache};
+use crate::signature_cache::{DEFAULT_SIGNATURE_CACHE_CAPACITY, SignatureCache, token_digest};
 
 /// The clock leeway in seconds: the time by which a token's "iat" or "nbf" may be ahead of the
 /// verifier's clock, to allow for clock skew between the minting host and the fleet.
@@ -99,11 +99,11 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::UnknownTenant {
                 tenant: claims.tenant.clone(),
             })?;
-        let key_bytes = key.verifying_key().as_bytes();
-        if !self.verified_signatures.contains(key_bytes, token) {
+        let digest = token_digest(key.verifying_key().as_bytes(), token);
+        if !self.verified_signatures.contains(&digest) {
             check_signature(key.verifying_key(), &jws)?;
             self.verified_signatures
-                .insert(key_bytes, token, claims.expires_at, now_unix_secs);
+                .insert(digest, claims.expires_at, now_unix_secs);
         }
 
         check_user_id(&claims.user)?;
