@@ -62,7 +62,7 @@ where
     run_blocking(move || read(&shared(&db))).await
 }
 
-/// Runs `read` now unless a rewrite holds the database, and otherwise hands `read` back.
+/// Runs `read` now unless a rewrite has locked the database, and otherwise returns `read`.
 fn read_if_unlocked<T, F>(db: &SharedDatabase, read: F) -> Result<Result<T, StoreError>, F>
 where
     F: FnOnce(&Database) -> Result<T, StoreError>,

@@ -461,7 +461,7 @@ fn remove_legacy_snapshot_data(db: &Database) -> Result<(), StoreError> {
 
 /// Drops the current snapshot when its file is missing or fails its check, so that the node
 /// starts without it. openraft builds a new snapshot at start when the log is purged past the
-/// applied state, and otherwise when its policy or a compaction asks for one.
+/// applied state, and otherwise when its policy or a compaction triggers one.
 fn drop_unreadable_snapshot(db: &Database, snapshots: &SnapshotDir) -> Result<(), StoreError> {
     let current = {
         let txn = db.begin_read()?;

@@ -82,7 +82,7 @@ pub struct RaftSettings {
     pub election_timeout_max_ms: u64,
     /// Number of applied entries after which a new snapshot is built. Each snapshot writes every
     /// record, so its cost grows with the number of users, while the log it lets the node purge
-    /// holds a few hundred bytes per entry.
+    /// takes a few hundred bytes per entry.
     pub snapshot_after_logs: u64,
     /// Number of log entries kept behind the last snapshot, so slow followers can catch up
     /// without a snapshot transfer.
